@@ -1,0 +1,49 @@
+"""`ferlab` entry point: builds the parser from the command modules and turns user errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from ferlab import __version__
+from ferlab.errors import FerlabError
+
+__all__ = ["main", "build_parser"]
+
+#: Command modules under `ferlab.cli`; each exposes `register(subparsers)` which adds its parser(s)
+#: and sets `func=callable(args) -> int`. Keep heavy imports (torch, cv2) inside the callables.
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ferlab", description="Facial expression recognition toolkit.")
+    parser.add_argument("--version", action="version", version=f"ferlab {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"ferlab.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except FerlabError as err:
+        print(f"ferlab: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("ferlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
