@@ -15,6 +15,7 @@ __all__ = ["main", "build_parser"]
 #: Command modules under `ferlab.cli`; each exposes `register(subparsers)` which adds its parser(s)
 #: and sets `func=callable(args) -> int`. Keep heavy imports (torch, cv2) inside the callables.
 COMMAND_MODULES: tuple[str, ...] = (
+    "eval_cmd",
 )
 
 

@@ -1,0 +1,59 @@
+"""`ferlab eval CHECKPOINT --data SOURCE`: metrics, pictures and reports of one checkpoint on one split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="evaluate a checkpoint on a labelled split",
+                              description="Accuracy, macro-F1, per-class report, confusion matrices, calibration, "
+                                          "leakage-free accuracy and the most confident mistakes.")
+    p.add_argument("checkpoint", help="checkpoint file (.pt) or run directory")
+    p.add_argument("--data", required=True, help="data source: FER2013 zip/folder/CSV or a class-per-folder dataset")
+    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--tta", default="none", choices=("none", "flip", "tencrop"), help="test-time augmentation")
+    p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default: 256)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate at most N evenly spaced images of the split")
+    p.add_argument("--out", default=None, help="write report.json/.md/.html and PNG pictures into this folder")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def _summary(report) -> str:  # noqa: ANN001
+    lf = report.leakage_free_accuracy
+    lines = [f"{report.model} on {report.split} ({report.num_images} images, tta {report.tta})",
+             f"  accuracy {report.accuracy:.4f}   macro-F1 {report.macro_f1:.4f}   log loss {report.log_loss:.4f}"
+             f"   ECE {report.ece:.4f}",
+             f"  leakage-free accuracy {lf:.4f} on {report.leakage_free_num_images} images" if lf is not None
+             else "  leakage-free accuracy: n/a"]
+    lines += [f"  {c:>10}  P {s['precision']:.3f}  R {s['recall']:.3f}  F1 {s['f1']:.3f}  n {s['support']}"
+              for c, s in report.per_class.items()]
+    if report.dropped_classes:
+        lines.append("  dropped data classes: " + ", ".join(f"{c} ({n})" for c, n in report.dropped_classes.items()))
+    if report.model_only_classes:
+        lines.append("  model-only classes: " + ", ".join(report.model_only_classes))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ferlab.errors import ConfigError
+    from ferlab.evaluate.run import evaluate_checkpoint
+
+    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        raise ConfigError("--batch-size and --limit must be >= 1")
+    report = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, tta=args.tta,
+                                 batch_size=args.batch_size, limit=args.limit, out=args.out, progress=True)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(_summary(report))
+        if args.out:
+            print(f"report written to {args.out}/report.html")
+    if args.out and args.json:
+        print(f"ferlab: report written to {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,54 @@
+"""Evaluate a checkpoint file on a data source: load both, pick the split, evaluate, optionally write the report."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ferlab.data.dataset import FaceDataset
+from ferlab.evaluate.report import EvalReport, evaluate
+
+__all__ = ["evaluate_checkpoint", "evaluate_dataset", "even_subset"]
+
+
+def even_subset(ds: FaceDataset, limit: int | None) -> FaceDataset:
+    """At most `limit` samples, evenly spaced over the split (deterministic, keeps the class mix roughly)."""
+    if limit is None or limit >= len(ds):
+        return ds
+    return ds.subset(np.linspace(0, len(ds) - 1, num=max(int(limit), 1)).round().astype(np.int64))
+
+
+def evaluate_dataset(clf, ds: FaceDataset, *, split: str = "test", tta: str = "none",  # noqa: ANN001
+                     batch_size: int = 256, limit: int | None = None, progress: bool = False) -> EvalReport:
+    """Evaluate `clf` on one split of a loaded dataset; the `train` split's hashes give the leakage-free score."""
+    part = even_subset(ds.split(split), limit)
+    train_hashes = ds.hashes[ds.splits == "train"] if split != "train" and (ds.splits == "train").any() else None
+    return evaluate(clf, part, tta=tta, train_hashes=train_hashes, batch_size=batch_size, split_name=split,
+                    progress=progress)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    *,
+    split: str = "test",
+    tta: str = "none",
+    batch_size: int = 256,
+    limit: int | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> EvalReport:
+    """Load the checkpoint (any backend `load_classifier` knows) and the data at the model's image size, evaluate."""
+    from ferlab.data import load
+    from ferlab.train.checkpoint import load_classifier
+
+    clf = load_classifier(checkpoint)
+    ds = load(data, image_size=clf.image_size, progress=progress)
+    report = evaluate_dataset(clf, ds, split=split, tta=tta, batch_size=batch_size, limit=limit, progress=progress)
+    if out is not None:
+        from ferlab.evaluate.writers import write_report
+
+        write_report(report, Path(out))
+    return report
