@@ -1,0 +1,45 @@
+"""`ferlab serve`: the web page and REST API on uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("serve", help="serve the web page and the REST API",
+                              description="Serve the web page (/) and the REST API (/v1/predict, /v1/explain, "
+                                          "/v1/model, /healthz; docs at /docs) with the bundled or a given model.")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.add_argument("--model", default=None, metavar="CHECKPOINT|ONNX",
+                   help="a .pt checkpoint or .onnx model (default: the bundled model)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, metavar="N",
+                   help="largest accepted upload in MB (default: %(default)s)")
+    p.add_argument("--workers-concurrency", type=int, default=2, metavar="N",
+                   help="inferences run at once; more requests queue, then get 503 (default: %(default)s)")
+    p.add_argument("--queue-size", type=int, default=16, metavar="N",
+                   help="requests allowed to wait for a free inference slot (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="answer 504 when a request takes longer (default: %(default)s)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ferlab.errors import ConfigError
+    from ferlab.predict import Predictor
+    from ferlab.serve.app import create_app
+    from ferlab.serve.settings import ServeSettings
+
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    settings = ServeSettings(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+                             max_concurrent_inferences=args.workers_concurrency, queue_size=args.queue_size,
+                             request_timeout_s=args.timeout)
+    predictor = Predictor.from_checkpoint(args.model) if args.model else Predictor.from_pretrained()
+    app = create_app(predictor, settings=settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    return 0

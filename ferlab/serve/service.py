@@ -1,0 +1,111 @@
+"""What the endpoints compute, apart from HTTP: faces to JSON, the model card, one face's explanation.
+
+Everything here runs in the inference thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ferlab.serve.errors import ApiError
+
+__all__ = ["ServePredictor", "Explainer", "ExplainResult", "face_to_json", "model_card", "explain_with_ferlab",
+           "classes_of"]
+
+
+class ServePredictor(Protocol):
+    """What the server needs from a predictor (`ferlab.predict.Predictor` satisfies it)."""
+
+    def predict(self, image: Any, detect: bool = True) -> list: ...
+
+
+@dataclass(frozen=True)
+class ExplainResult:
+    """One face's explanation, ready for JSON."""
+
+    face_index: int
+    box: tuple[int, int, int, int]
+    label: str
+    target: str
+    method: str
+    probs: dict[str, float]
+    regions: dict[str, float]
+    regions_per_area: dict[str, float]
+    overlay_png: bytes
+
+    def to_json(self) -> dict:
+        return {
+            "face_index": self.face_index, "box": [int(v) for v in self.box], "label": self.label,
+            "target": self.target, "method": self.method, "probs": _floats(self.probs),
+            "regions": _floats(self.regions), "regions_per_area": _floats(self.regions_per_area),
+            "overlay_png_base64": base64.b64encode(self.overlay_png).decode("ascii"),
+        }
+
+
+class Explainer(Protocol):
+    """Explain face `face_index` of an RGB image for class `target` (None = the predicted one)."""
+
+    def __call__(self, predictor: Any, image: np.ndarray, *, face_index: int, target: str | None,
+                 method: str) -> ExplainResult: ...
+
+
+def _floats(values: dict[str, Any]) -> dict[str, float]:
+    return {str(k): round(float(v), 6) for k, v in values.items()}
+
+
+def face_to_json(face: Any) -> dict:
+    """A FacePrediction as the `ferlab predict --json` face object."""
+    return {"box": [int(v) for v in face.box], "score": round(float(face.score), 6), "label": str(face.label),
+            "probs": _floats(face.probs)}
+
+
+def _classifier(predictor: Any) -> Any:
+    return getattr(predictor, "classifier", None) or getattr(predictor, "clf", None) or predictor
+
+
+def classes_of(predictor: Any) -> tuple[str, ...]:
+    """The class names the predictor chooses from."""
+    return tuple(getattr(_classifier(predictor), "classes", None) or getattr(predictor, "classes", ()))
+
+
+def model_card(predictor: Any) -> dict:
+    """Name, classes, input size and known metrics of the served model, read from its checkpoint info."""
+    clf = _classifier(predictor)
+    info = getattr(clf, "info", None) or {}
+    size = int(getattr(clf, "image_size", None) or info.get("image_size") or 48)
+    metrics = {str(k): v for k, v in (info.get("metrics") or {}).items() if isinstance(v, int | float | str)}
+    return {"name": str(getattr(clf, "model_name", None) or info.get("model_name") or type(predictor).__name__),
+            "classes": list(classes_of(predictor)), "input_size": [1, size, size], "metrics": metrics}
+
+
+def explain_with_ferlab(predictor: Any, image: np.ndarray, *, face_index: int, target: str | None,
+                        method: str) -> ExplainResult:
+    """Detect and align faces as the predictor does, then explain one with `ferlab.explain`."""
+    from ferlab.explain import explain_faces, overlay_png
+    from ferlab.predict.faces import detect_and_align
+
+    clf = _classifier(predictor)
+    detector = getattr(predictor, "detector", "auto")
+    margin = getattr(predictor, "margin", 0.2)
+    faces = detect_and_align(image, detector=detector, size=int(clf.image_size), margin=margin)
+    if not faces:
+        raise ApiError(422, "no_face", "no face was found in the image, so there is nothing to explain")
+    if not 0 <= face_index < len(faces):
+        raise ApiError(422, "bad_face_index", f"face_index {face_index} is out of range: {len(faces)} face(s) found")
+    face = faces[face_index]
+    (exp,) = explain_faces(clf, face.crop[None], method=method, target=target)
+    return ExplainResult(face_index=face_index, box=face.box, label=exp.predicted, target=exp.target, method=method,
+                         probs=exp.probs, regions=exp.regions, regions_per_area=exp.regions_per_area,
+                         overlay_png=overlay_png(face.crop, exp.heatmap))
+
+
+def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """Call fn and return (result, elapsed milliseconds)."""
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, (time.perf_counter() - start) * 1000.0
