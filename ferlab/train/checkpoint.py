@@ -1,0 +1,214 @@
+"""Self-describing checkpoints (atomic save, checked load) and `Classifier`, one inference interface for all backends.
+
+Backends: a torch checkpoint (`model_state`) is built here; others plug in through `CHECKPOINT_BACKENDS`
+(checkpoint key -> "module:function") and `FILE_BACKENDS` (file suffix -> "module:function"), imported lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ferlab.errors import CheckpointError
+from ferlab.io import atomic_path
+
+__all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "load_model", "build_model",
+           "Classifier", "TorchClassifier", "load_classifier", "CHECKPOINT_BACKENDS", "FILE_BACKENDS",
+           "TTA_MODES", "tta_views"]
+
+FORMAT, VERSION = "ferlab-checkpoint", 1
+_WEIGHT_KEYS = ("model_state", "optimizer_state", "scheduler_state", "scaler_state", "estimator")
+
+#: checkpoint key -> "module:callable(checkpoint_dict) -> Classifier"; the first key present wins.
+CHECKPOINT_BACKENDS: dict[str, str] = {
+    "model_state": "ferlab.train.checkpoint:TorchClassifier.from_checkpoint",
+    "estimator": "ferlab.train.classical:ClassicalClassifier.from_checkpoint",
+}
+#: file suffix -> "module:callable(path) -> Classifier" for files that are not torch checkpoints (e.g. ".onnx").
+FILE_BACKENDS: dict[str, str] = {}
+
+
+def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
+    """Write `checkpoint` atomically (tmp file + os.replace): a crash never leaves a half-written file."""
+    payload = {"format": FORMAT, "version": VERSION, **checkpoint}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a ferlab checkpoint; CheckpointError if it is missing, unreadable, or not a ferlab checkpoint."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "last.pt" if (p / "last.pt").is_file() else p / "best.pt"
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint not found: {p}")
+    try:
+        ckpt = torch.load(p, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"cannot read checkpoint {p} (corrupt or not a ferlab checkpoint): "
+                              f"{first[:200]}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{p} is not a ferlab checkpoint")
+    if int(ckpt.get("version", 0)) > VERSION:
+        raise CheckpointError(f"{p} was written by a newer ferlab (checkpoint version {ckpt['version']})")
+    missing = [k for k in ("model_name", "classes") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{p} lacks {', '.join(missing)}")
+    ckpt.setdefault("path", str(p))
+    return ckpt
+
+
+def build_model(ckpt: dict[str, Any]) -> nn.Module:
+    """The checkpoint's architecture with its weights, in eval mode."""
+    from ferlab.errors import ModelError
+    from ferlab.models import create_model
+
+    if "model_state" not in ckpt:
+        raise CheckpointError(f"checkpoint of '{ckpt['model_name']}' holds no torch weights (use load_classifier)")
+    try:
+        kwargs = dict(ckpt.get("model_kwargs") or {})
+        model = create_model(ckpt["model_name"], num_classes=len(ckpt["classes"]), **kwargs)
+        model.load_state_dict(ckpt["model_state"])
+    except (ModelError, RuntimeError, TypeError) as err:
+        raise CheckpointError(f"checkpoint weights do not fit model '{ckpt['model_name']}': "
+                              f"{str(err).splitlines()[0][:200]}") from None
+    return model.eval()
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """(model in eval mode, checkpoint dict) from a ferlab checkpoint file."""
+    ckpt = load_checkpoint(path, map_location=map_location)
+    return build_model(ckpt), ckpt
+
+
+# ---- test-time augmentation on uint8 batches ----
+
+def _flip_views(x: torch.Tensor) -> list[torch.Tensor]:
+    return [x, x.flip(-1)]
+
+
+def _tencrop_views(x: torch.Tensor, frac: float = 0.9) -> list[torch.Tensor]:
+    """4 corner + centre crops at `frac` of the side, resized back, and their mirror images."""
+    h, w = x.shape[-2:]
+    ch, cw = max(int(round(h * frac)), 1), max(int(round(w * frac)), 1)
+    offsets = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), ((h - ch) // 2, (w - cw) // 2)]
+    crops = [x[..., y:y + ch, x0:x0 + cw] for y, x0 in offsets]
+    resized = [F.interpolate(c.unsqueeze(1).float(), size=(h, w), mode="bilinear", align_corners=False,
+                             antialias=False).squeeze(1).round().clamp(0, 255).to(torch.uint8) for c in crops]
+    return resized + [r.flip(-1) for r in resized]
+
+
+#: tta name -> function(uint8 N x H x W tensor) -> list of views whose softmax outputs are averaged.
+TTA_MODES: dict[str, Callable[[torch.Tensor], list[torch.Tensor]]] = {
+    "none": lambda x: [x],
+    "flip": _flip_views,
+    "tencrop": _tencrop_views,
+}
+
+
+def tta_views(images: torch.Tensor, tta: str) -> list[torch.Tensor]:
+    if tta not in TTA_MODES:
+        raise CheckpointError(f"unknown test-time augmentation '{tta}'; choose from {', '.join(TTA_MODES)}")
+    return TTA_MODES[tta](images)
+
+
+class Classifier:
+    """Anything that maps aligned uint8 faces to class probabilities. Subclasses implement `_proba_batch`."""
+
+    torch_model: nn.Module | None = None
+
+    def __init__(self, classes: tuple[str, ...], model_name: str, image_size: int, info: dict[str, Any]) -> None:
+        self.classes, self.model_name, self.image_size, self.info = tuple(classes), model_name, int(image_size), info
+
+    def _proba_batch(self, images: torch.Tensor) -> np.ndarray:
+        """uint8 N x H x W tensor (H = W = image_size) -> probabilities N x C."""
+        raise NotImplementedError
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] == self.image_size and x.shape[-2] == self.image_size:
+            return x
+        y = F.interpolate(x.unsqueeze(1).float(), size=(self.image_size, self.image_size), mode="bilinear",
+                          align_corners=False, antialias=True)
+        return y.squeeze(1).round().clamp(0, 255).to(torch.uint8)
+
+    def predict_proba(self, images: np.ndarray, batch_size: int = 256, tta: str = "none") -> np.ndarray:
+        """uint8 N x H x W faces -> N x C probabilities, TTA views averaged; resized to `image_size` if needed."""
+        arr = np.asarray(images)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3:
+            raise CheckpointError(f"predict_proba expects N x H x W grayscale faces, got shape {arr.shape}")
+        if arr.dtype != np.uint8:
+            arr = np.clip(arr, 0, 255).astype(np.uint8)
+        out = np.empty((len(arr), len(self.classes)), dtype=np.float32)
+        tta_views(torch.zeros(1, 4, 4, dtype=torch.uint8), tta)  # validate the mode before any work
+        for start in range(0, len(arr), batch_size):
+            batch = self._resize(torch.from_numpy(np.ascontiguousarray(arr[start:start + batch_size])))
+            views = tta_views(batch, tta)
+            out[start:start + len(batch)] = np.mean([self._proba_batch(v) for v in views], axis=0)
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.model_name}, classes={list(self.classes)}, image_size={self.image_size})"
+
+
+class TorchClassifier(Classifier):
+    """A torch model from a ferlab checkpoint: channels_last, inference_mode, softmax."""
+
+    def __init__(self, model: nn.Module, classes: tuple[str, ...], model_name: str, image_size: int,
+                 info: dict[str, Any], device: str | torch.device = "cpu") -> None:
+        super().__init__(classes, model_name, image_size, info)
+        self.device = torch.device(device)
+        self.torch_model = model.to(self.device, memory_format=torch.channels_last).eval()
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict[str, Any]) -> TorchClassifier:
+        model = build_model(ckpt)
+        info = {k: v for k, v in ckpt.items() if k not in _WEIGHT_KEYS}
+        size = int(ckpt.get("image_size") or model.ferlab_cfg.input_size[1])
+        return cls(model, tuple(ckpt["classes"]), ckpt["model_name"], size, info)
+
+    def _proba_batch(self, images: torch.Tensor) -> np.ndarray:
+        from ferlab.models.preprocess import preprocess
+
+        with torch.inference_mode():
+            x = preprocess(images.to(self.device), self.torch_model.ferlab_cfg)
+            logits = self.torch_model(x.contiguous(memory_format=torch.channels_last))
+            return torch.softmax(logits.float(), dim=1).cpu().numpy()
+
+
+def _resolve(spec: str) -> Callable[..., Classifier]:
+    module, _, attr = spec.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_classifier(source: str | Path | dict[str, Any]) -> Classifier:
+    """A Classifier from a checkpoint path (or run dir), a checkpoint dict, or a file a backend knows (.onnx)."""
+    if isinstance(source, dict):
+        ckpt = source
+    else:
+        path = Path(source)
+        if path.suffix.lower() in FILE_BACKENDS:
+            if not path.is_file():
+                raise CheckpointError(f"model file not found: {path}")
+            return _resolve(FILE_BACKENDS[path.suffix.lower()])(path)
+        ckpt = load_checkpoint(path)
+    for key, spec in CHECKPOINT_BACKENDS.items():
+        if key in ckpt:
+            return _resolve(spec)(ckpt)
+    raise CheckpointError(f"checkpoint of '{ckpt.get('model_name', '?')}' holds neither torch weights nor an "
+                          f"estimator that a known backend can load")

@@ -1,0 +1,80 @@
+"""From a TrainConfig to the train/val tensors of a run: load, class scheme, --limit, validation carve."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ferlab.data import FaceDataset, resolve_scheme
+from ferlab.errors import ConfigError, DataError
+from ferlab.train.config import TrainConfig
+
+__all__ = ["RunData", "load_dataset", "stratified_limit", "prepare_data"]
+
+
+@dataclass(frozen=True)
+class RunData:
+    """uint8 N x 1 x H x W images and int64 labels of the train and val splits, plus the class names."""
+
+    classes: tuple[str, ...]
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    source: str = ""
+    fingerprint: str = ""
+
+
+def load_dataset(cfg: TrainConfig, image_size: int) -> FaceDataset:
+    """Load `cfg.data` through the data layer (cached), with the cleaning manifest if one is given."""
+    from ferlab.data import load
+
+    if not cfg.data:
+        raise ConfigError("no training data given (--data SOURCE or `data:` in the config)")
+    kwargs = {"image_size": image_size, "progress": cfg.progress}
+    if cfg.manifest:
+        kwargs["manifest"] = cfg.manifest
+    return load(cfg.data, **kwargs)
+
+
+def stratified_limit(ds: FaceDataset, limit: int, seed: int) -> FaceDataset:
+    """Keep about `limit` training samples, each class in proportion (at least 1 each); other splits untouched."""
+    train = np.flatnonzero(ds.splits == "train")
+    if limit >= len(train):
+        return ds
+    rng = np.random.default_rng(seed)
+    labels = ds.labels[train]
+    keep = [np.flatnonzero(ds.splits != "train")]
+    for label in np.unique(labels):
+        members = train[labels == label]
+        n = max(1, int(round(limit * len(members) / len(train))))
+        keep.append(np.sort(rng.permutation(members)[:n]))
+    return ds.subset(np.sort(np.concatenate(keep)))
+
+
+def prepare_data(cfg: TrainConfig, image_size: int, dataset: FaceDataset | None = None) -> RunData:
+    """Class scheme, only train/val kept (test is never seen), optional limit, stratified val carve."""
+    ds = dataset if dataset is not None else load_dataset(cfg, image_size)
+    scheme = resolve_scheme(cfg.classes)
+    if len(scheme.classes) < 2:
+        raise ConfigError(f"class scheme '{cfg.classes}' leaves fewer than 2 classes")
+    ds = ds.with_scheme(scheme)
+    ds = ds.subset(np.isin(ds.splits, ["train", "val"]))
+    present = np.unique(ds.labels[(ds.splits == "train") & (ds.labels >= 0)])
+    if len(present) < 2:
+        raise ConfigError(f"class scheme '{cfg.classes}' leaves {len(present)} class(es) with training images in "
+                          f"{ds.source or 'the data'}; a classifier needs at least 2")
+    ds = ds.subset(ds.labels >= 0)
+    if cfg.limit:
+        ds = stratified_limit(ds, cfg.limit, cfg.seed)
+    ds = ds.with_validation(cfg.val_fraction, seed=cfg.seed)
+    if ds.image_size != image_size:
+        raise DataError(f"images are {ds.image_size}x{ds.image_size} but the model takes {image_size}x{image_size}")
+    train, val = ds.subset(ds.splits == "train"), ds.subset(ds.splits == "val")
+    if len(val) == 0 or len(train) < 2:
+        raise DataError(f"too few images to train ({len(train)}) and validate ({len(val)}); raise --limit or "
+                        f"val_fraction")
+    (ti, tl), (vi, vl) = train.torch_view(), val.torch_view()
+    return RunData(tuple(ds.classes), ti, tl, vi, vl, ds.source, ds.fingerprint)
