@@ -1,6 +1,6 @@
 """Model zoo: `create_model(name, ...)`, `list_models(pattern)`; one module per family registers its builders."""
 
-from ferlab.models import convnext, simple_cnn, vit  # noqa: F401  (registers builders)
+from ferlab.models import convnext, fer_resnet, simple_cnn, vit  # noqa: F401  (registers builders)
 from ferlab.models._registry import (
     ModelConfig,
     create_model,
