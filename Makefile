@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ferlab-installed
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench clean browser
 
 venv: $(STAMP)
 
@@ -20,7 +20,16 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check ferlab tests benchmarks
 
-test: venv lint
+# Headless Chromium for the browser tests (tests/test_serve_e2e.py); they skip with a reason without it.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" != 0 ]; then echo "make browser: not root, cannot apt-get install chromium: browser tests will skip"; \
+	elif ! command -v apt-get >/dev/null; then echo "make browser: no apt-get to install chromium: browser tests will skip"; \
+	else echo "make browser: installing Debian's chromium for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "make browser: apt-get install chromium failed: browser tests will skip"; fi
+
+test: venv lint browser
 	$(BIN)/python -m pytest -q
 
 bench: venv
