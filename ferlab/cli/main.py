@@ -16,6 +16,9 @@ __all__ = ["main", "build_parser"]
 #: and sets `func=callable(args) -> int`. Keep heavy imports (torch, cv2) inside the callables.
 COMMAND_MODULES: tuple[str, ...] = (
     "eval_cmd",
+    "compare_cmd",
+    "serve_cmd",
+    "train_cmd",
 )
 
 
