@@ -1,0 +1,225 @@
+"""`ferlab compare`: train (or re-use / resume) every experiment of a suite, evaluate each, and rank them.
+
+Suite mode trains into DIR/runs/<name> with `ferlab.train.fit`: a run whose summary says `finished` and whose
+config.yaml matches the experiment's resolved config is re-used; an unfinished one is resumed; a finished one
+with another config is moved aside to `<name>.stale-N` and retrained. Runs mode builds the same rows from
+existing run directories. Every row is evaluated on the test split and timed on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ferlab.errors import ConfigError, FerlabError
+from ferlab.evaluate.suite import Experiment, SpeedConfig, Suite
+
+__all__ = ["LeaderboardRow", "PlannedRun", "plan_suite", "run_suite", "rows_from_runs", "is_run_dir"]
+
+#: Config fields that do not change what a run learns; ignored when deciding whether to re-use a run.
+_IGNORED_FIELDS = ("progress", "threads", "device", "out")
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One experiment's results; `status` is ok, skipped or failed (with `note` saying why)."""
+
+    experiment: str
+    model: str
+    classes: str
+    status: str = "ok"
+    note: str = ""
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    leakage_free_accuracy: float | None = None
+    params: int | None = None
+    mflops: float | None = None
+    train_seconds: float | None = None
+    epochs: int | None = None
+    images_per_second: float | None = None
+    latency_ms: float | None = None
+    tta: str = "none"
+    per_class_f1: dict[str, float] = field(default_factory=dict)
+    run_dir: str = ""
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """What compare will do for one experiment: train, resume, reuse, retrain (stale config) or skip."""
+
+    experiment: Experiment
+    run_dir: Path
+    action: str
+    note: str = ""
+
+
+def is_run_dir(path: str | Path) -> bool:
+    return (Path(path) / "summary.json").is_file()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
+
+
+def _comparable(values: dict[str, Any], default_size: int) -> dict[str, Any]:
+    out = {k: v for k, v in values.items() if k not in _IGNORED_FIELDS}
+    out["image_size"] = out.get("image_size") or default_size
+    if out.get("data"):
+        out["data"] = str(Path(out["data"]).expanduser().resolve())
+    return out
+
+
+def _same_config(run_dir: Path, cfg: Any) -> bool:
+    """True when run_dir/config.yaml holds `cfg` (up to fields that do not change the result)."""
+    from ferlab.models import get_model_config
+
+    try:
+        stored = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    try:
+        size = get_model_config(cfg.model).input_size[1]
+    except FerlabError:
+        size = 48
+    return _comparable(stored, size) == _comparable(cfg.to_dict(), size)
+
+
+def plan_suite(suite: Suite, data: str | Path, out: str | Path) -> list[PlannedRun]:
+    """Decide, without side effects, what happens to each experiment."""
+    plans = []
+    for exp in suite.experiments:
+        run_dir = Path(out) / "runs" / exp.name
+        if exp.pretrained and exp.pretrained != "imagenet" and not Path(exp.pretrained).is_file():
+            plans.append(PlannedRun(exp, run_dir, "skip", f"pretrained weights file {exp.pretrained} not found "
+                                                         "(offline: place the file there to run this experiment)"))
+            continue
+        cfg = exp.train_config(data, run_dir)
+        summary = run_dir / "summary.json"
+        if not summary.is_file() and not (run_dir / "last.pt").is_file():
+            plans.append(PlannedRun(exp, run_dir, "train"))
+        elif not _same_config(run_dir, cfg):
+            plans.append(PlannedRun(exp, run_dir, "retrain", "config changed: old run moved aside"))
+        elif summary.is_file() and _read_json(summary).get("finished"):
+            plans.append(PlannedRun(exp, run_dir, "reuse"))
+        else:
+            plans.append(PlannedRun(exp, run_dir, "resume" if (run_dir / "last.pt").is_file() else "train"))
+    return plans
+
+
+def _move_aside(run_dir: Path) -> Path:
+    n = 1
+    while (target := run_dir.with_name(f"{run_dir.name}.stale-{n}")).exists():
+        n += 1
+    run_dir.rename(target)
+    return target
+
+
+def _train(plan: PlannedRun, data: str | Path, progress: bool) -> None:
+    from ferlab.train.fit import fit
+
+    cfg = plan.experiment.train_config(data, plan.run_dir).replace(progress=progress)
+    if plan.action == "retrain":
+        _move_aside(plan.run_dir)
+    fit(cfg, resume=plan.action == "resume")
+
+
+class _DataCache:
+    """Loads the evaluation data once per (source, image size)."""
+
+    def __init__(self, progress: bool) -> None:
+        self._loaded: dict[tuple[str, int], Any] = {}
+        self.progress = progress
+
+    def get(self, source: str | Path, image_size: int):  # noqa: ANN201 - FaceDataset
+        from ferlab.data import load
+
+        key = (str(source), int(image_size))
+        if key not in self._loaded:
+            self._loaded[key] = load(source, image_size=image_size, progress=self.progress)
+        return self._loaded[key]
+
+
+def evaluate_run(run_dir: Path, *, name: str, data: str | Path | None, tta: str, speed: SpeedConfig,
+                 cache: _DataCache, report_dir: Path | None, progress: bool) -> LeaderboardRow:
+    """Evaluate run_dir/best.pt on the test split, time it, and read training cost from summary.json."""
+    from ferlab.evaluate.run import evaluate_dataset
+    from ferlab.evaluate.speed import count_parameters, measure_speed, model_mflops
+    from ferlab.evaluate.writers import write_report
+    from ferlab.train.checkpoint import load_classifier
+
+    summary = _read_json(run_dir / "summary.json")
+    ckpt = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else run_dir / "last.pt"
+    clf = load_classifier(ckpt)
+    config = clf.info.get("config") or {}
+    source = data or config.get("data")
+    if not source:
+        raise ConfigError(f"{run_dir}: the run does not record its data; pass --data SOURCE")
+    report = evaluate_dataset(clf, cache.get(source, clf.image_size), split="test", tta=tta, progress=progress)
+    if report_dir is not None:
+        write_report(report, report_dir)
+    timing = measure_speed(clf, batch_size=speed.batch_size, batches=speed.batches,
+                           latency_runs=speed.latency_runs, tta=tta)
+    return LeaderboardRow(
+        experiment=name, model=clf.model_name, classes=str(config.get("classes", ",".join(clf.classes))),
+        accuracy=report.accuracy, macro_f1=report.macro_f1, leakage_free_accuracy=report.leakage_free_accuracy,
+        params=count_parameters(clf) or summary.get("params"), mflops=model_mflops(clf),
+        train_seconds=summary.get("train_seconds"), epochs=summary.get("epochs_done"),
+        images_per_second=timing["images_per_second"], latency_ms=timing["latency_ms"], tta=tta,
+        per_class_f1={c: s["f1"] for c, s in report.per_class.items()}, run_dir=str(run_dir),
+        note="" if summary.get("finished") else "run not finished",
+    )
+
+
+def _log(message: str) -> None:
+    print(f"ferlab compare: {message}", file=sys.stderr, flush=True)
+
+
+def run_suite(suite: Suite, data: str | Path, out: str | Path, *, progress: bool = True) -> list[LeaderboardRow]:
+    """Train/re-use/resume, evaluate and time every experiment; a failing experiment becomes a `failed` row."""
+    cache = _DataCache(progress)
+    rows = []
+    for plan in plan_suite(suite, data, out):
+        exp = plan.experiment
+        opts = exp.options
+        base = {"experiment": exp.name, "model": str(opts["model"]), "classes": str(opts.get("classes", "7")),
+                "tta": exp.tta, "run_dir": str(plan.run_dir)}
+        if plan.action == "skip":
+            _log(f"{exp.name}: skipped ({plan.note})")
+            rows.append(LeaderboardRow(**base, status="skipped", note=plan.note))
+            continue
+        _log(f"{exp.name}: {plan.action}" + (f" ({plan.note})" if plan.note else ""))
+        try:
+            if plan.action != "reuse":
+                _train(plan, data, progress)
+            row = evaluate_run(plan.run_dir, name=exp.name, data=data, tta=exp.tta, speed=suite.speed, cache=cache,
+                               report_dir=Path(out) / "evals" / exp.name, progress=progress)
+        except FerlabError as err:
+            _log(f"{exp.name}: failed: {err}")
+            rows.append(LeaderboardRow(**base, status="failed", note=str(err).splitlines()[0][:300]))
+            continue
+        rows.append(replace(row, classes=base["classes"], note=exp.note or row.note))
+    return rows
+
+
+def rows_from_runs(run_dirs: list[str | Path], out: str | Path, *, data: str | Path | None = None,
+                   tta: str = "none", speed: SpeedConfig | None = None, progress: bool = True) -> list[LeaderboardRow]:
+    """Leaderboard rows from existing run directories (each must hold summary.json and a checkpoint)."""
+    cache = _DataCache(progress)
+    rows = []
+    names = [Path(r).resolve().name for r in run_dirs]
+    for run_dir, name in zip(run_dirs, names, strict=True):
+        path = Path(run_dir)
+        if not is_run_dir(path):
+            raise ConfigError(f"{path} is not a run directory (no summary.json)")
+        unique = name if names.count(name) == 1 else f"{path.resolve().parent.name}-{name}"
+        rows.append(evaluate_run(path, name=unique, data=data, tta=tta, speed=speed or SpeedConfig(), cache=cache,
+                                 report_dir=Path(out) / "evals" / unique, progress=progress))
+    return rows
