@@ -17,7 +17,6 @@ __all__ = ["main", "build_parser"]
 COMMAND_MODULES: tuple[str, ...] = (
     "eval_cmd",
     "compare_cmd",
-    "compare_cmd",
     "serve_cmd",
     "train_cmd",
 )
