@@ -85,23 +85,23 @@ def model_card(predictor: Any) -> dict:
 
 def explain_with_ferlab(predictor: Any, image: np.ndarray, *, face_index: int, target: str | None,
                         method: str) -> ExplainResult:
-    """Detect and align faces as the predictor does, then explain one with `ferlab.explain`."""
-    from ferlab.explain import explain_faces, overlay_png
-    from ferlab.predict.faces import detect_and_align
+    """Explain one face of a photo with `ferlab.explain.explain_image` on the predictor's classifier."""
+    from ferlab.errors import FaceNotFoundError
+    from ferlab.explain import explain_image, overlay_png
 
-    clf = _classifier(predictor)
     detector = getattr(predictor, "detector", "auto")
-    margin = getattr(predictor, "margin", 0.2)
-    faces = detect_and_align(image, detector=detector, size=int(clf.image_size), margin=margin)
-    if not faces:
-        raise ApiError(422, "no_face", "no face was found in the image, so there is nothing to explain")
-    if not 0 <= face_index < len(faces):
-        raise ApiError(422, "bad_face_index", f"face_index {face_index} is out of range: {len(faces)} face(s) found")
-    face = faces[face_index]
-    (exp,) = explain_faces(clf, face.crop[None], method=method, target=target)
-    return ExplainResult(face_index=face_index, box=face.box, label=exp.predicted, target=exp.target, method=method,
-                         probs=exp.probs, regions=exp.regions, regions_per_area=exp.regions_per_area,
-                         overlay_png=overlay_png(face.crop, exp.heatmap))
+    try:
+        explanations = explain_image(predictor, image, method=method, target=target,
+                                     detector=detector if isinstance(detector, str) else "auto")
+    except FaceNotFoundError as err:
+        raise ApiError(422, "no_face", f"nothing to explain: {err}") from err
+    if not 0 <= face_index < len(explanations):
+        raise ApiError(422, "bad_face_index",
+                       f"face_index {face_index} is out of range: {len(explanations)} face(s) found")
+    exp = explanations[face_index]
+    return ExplainResult(face_index=face_index, box=exp.box or (0, 0, image.shape[1], image.shape[0]),
+                         label=exp.predicted, target=exp.target, method=method, probs=exp.probs, regions=exp.regions,
+                         regions_per_area=exp.regions_per_area, overlay_png=overlay_png(exp.face, exp.heatmap))
 
 
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
