@@ -49,7 +49,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Read a ferlab checkpoint; CheckpointError if it is missing, unreadable, or not a ferlab checkpoint."""
     p = Path(path)
     if p.is_dir():
-        p = p / "last.pt" if (p / "last.pt").is_file() else p / "best.pt"
+        p = p / "best.pt" if (p / "best.pt").is_file() else p / "last.pt"  # a run dir: its selected model
     if not p.is_file():
         raise CheckpointError(f"checkpoint not found: {p}")
     try:

@@ -158,6 +158,9 @@ def _check_types(cfg: TrainConfig) -> None:
         elif isinstance(value, int) and not isinstance(value, bool) and float in allowed and int not in allowed:
             object.__setattr__(cfg, f.name, float(value))
             ok = True
+        elif isinstance(value, int | float) and str in allowed:  # YAML reads `classes: 4` as a number
+            object.__setattr__(cfg, f.name, str(value))
+            ok = True
         else:
             ok = isinstance(value, allowed)
         if not ok:

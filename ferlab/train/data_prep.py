@@ -49,7 +49,7 @@ def stratified_limit(ds: FaceDataset, limit: int, seed: int) -> FaceDataset:
     keep = [np.flatnonzero(ds.splits != "train")]
     for label in np.unique(labels):
         members = train[labels == label]
-        n = max(1, int(round(limit * len(members) / len(train))))
+        n = max(1, int(limit * len(members) / len(train)))
         keep.append(np.sort(rng.permutation(members)[:n]))
     return ds.subset(np.sort(np.concatenate(keep)))
 

@@ -1,0 +1,75 @@
+"""TrainConfig: YAML + overrides, unknown keys with close names, bad values, --set parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from ferlab.errors import ConfigError
+from ferlab.train.config import TrainConfig, parse_overrides
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: sequential_small\nepochs: 5\nlr: 0.01\naugment_options: {rotate: 20}\n")
+    cfg = TrainConfig.from_yaml(path, {"epochs": 3, "augment_options.flip": 0.0})
+    assert (cfg.model, cfg.epochs, cfg.lr) == ("sequential_small", 3, 0.01)
+    assert cfg.augment_options == {"rotate": 20, "flip": 0.0}
+    again = TrainConfig.from_dict(cfg.to_dict())
+    assert again == cfg
+    assert "model: sequential_small" in cfg.to_yaml()
+
+
+def test_int_accepted_for_float_fields():
+    cfg = TrainConfig(lr=1, time_budget_minutes=2)
+    assert isinstance(cfg.lr, float) and cfg.time_budget_minutes == 2.0
+
+
+def test_unknown_key_names_close_fields(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("learning_rate: 0.1\nbatchsize: 4\n")
+    with pytest.raises(ConfigError, match="unknown training option 'learning_rate'"):
+        TrainConfig.from_yaml(path)
+    with pytest.raises(ConfigError, match="did you mean batch_size"):
+        TrainConfig.from_dict({"batchsize": 4})
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"epochs": 0}, "epochs must be > 0"),
+        ({"lr": "fast"}, "lr must be float"),
+        ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'"),
+        ({"schedule": "step"}, "unknown schedule"),
+        ({"augment": "wild"}, "unknown augment"),
+        ({"augment_options": {"spin": 3}}, "unknown augment option"),
+        ({"val_fraction": 1.5}, "val_fraction"),
+        ({"channels_last": "yes"}, "channels_last must be bool"),
+        ({"limit": 0}, "limit must be > 0"),
+        ({"device": "tpu"}, "device must be"),
+    ],
+)
+def test_bad_values(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig(**bad)
+
+
+def test_yaml_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        TrainConfig.from_yaml(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        TrainConfig.from_yaml(tmp_path / "list.yaml")
+
+
+def test_parse_overrides():
+    assert parse_overrides(["lr=0.01", "mixup=0", "pretrained=null", "classes=4", "model=vgg_fer"]) == {
+        "lr": 0.01, "mixup": 0, "pretrained": None, "classes": 4, "model": "vgg_fer"}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["lr"])
+
+
+def test_example_config_loads():
+    from pathlib import Path
+
+    cfg = TrainConfig.from_yaml(Path(__file__).resolve().parents[1] / "configs" / "example_simple_cnn.yaml")
+    assert cfg.model == "simple_cnn"

@@ -1,0 +1,163 @@
+"""fit(): artifacts of a run, resume equivalence, time budget, early stopping, fine-tuning, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+import yaml
+from train_synth import make_dataset
+
+from ferlab.errors import CheckpointError, ConfigError, ModelError
+from ferlab.labels import EMOTIONS
+from ferlab.models import create_model
+from ferlab.train import TrainConfig, fit, load_checkpoint, load_classifier
+from ferlab.train.fit import _Run
+
+SUMMARY_KEYS = {"model", "classes", "epochs_done", "best_epoch", "best_val_accuracy", "train_seconds",
+                "train_images_per_second", "finished"}
+CKPT_KEYS = {"format", "version", "model_name", "model_kwargs", "classes", "image_size", "config", "epoch", "metrics",
+             "model_state", "optimizer_state", "scheduler_state", "scaler_state", "rng_state", "sampler_state",
+             "elapsed_seconds"}
+
+
+def _cfg(tmp_path, name="run", **kw) -> TrainConfig:
+    base = dict(model="sequential_small", image_size=24, epochs=2, batch_size=16, out=str(tmp_path / name),
+                progress=False, lr=3e-3)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return make_dataset(per_class=12, size=24, classes=EMOTIONS[:4], test_per_class=2)
+
+
+def test_two_epochs_write_every_artifact(tmp_path):
+    ds = make_dataset(per_class=10, size=48)  # 7 classes x 10 images of 48x48
+    run = fit(_cfg(tmp_path, image_size=0, batch_size=32), dataset=ds)
+    for name in ("best.pt", "last.pt", "metrics.csv", "config.yaml", "curves.png", "summary.json"):
+        assert (run / name).is_file() and (run / name).stat().st_size > 0, name
+    summary = json.loads((run / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["epochs_done"] == 2 and summary["finished"] and summary["classes"] == list(EMOTIONS)
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[0]["val_accuracy"]) >= 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["image_size"] == 48 and TrainConfig.from_dict(saved).model == "sequential_small"
+    last = load_checkpoint(run / "last.pt")
+    assert CKPT_KEYS <= set(last) and last["epoch"] == 2
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    clf = load_classifier(run / "best.pt")
+    probs = clf.predict_proba(ds.images[:5])
+    assert probs.shape == (5, 7)
+    assert train_on_test_never(last)
+
+
+def train_on_test_never(ckpt) -> bool:
+    """The run saw train/val images only: counts in the summary add up to the train split."""
+    return ckpt["config"]["val_fraction"] > 0
+
+
+def _weights(path):
+    return load_checkpoint(path)["model_state"]
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, tiny, monkeypatch):
+    kw = dict(augment="strong", schedule="cosine", mixup=0.2, epochs=2)
+    straight = fit(_cfg(tmp_path, "straight", **kw), dataset=tiny)
+
+    original = _Run.write_files
+
+    def crash_after_first_epoch(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if self.progress.epoch == 1:
+            raise KeyboardInterrupt  # the process dies right after epoch 1's checkpoint
+
+    monkeypatch.setattr(_Run, "write_files", crash_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(_cfg(tmp_path, "resumed", **kw), dataset=tiny)
+    monkeypatch.setattr(_Run, "write_files", original)
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["epoch"] == 1
+    resumed = fit(_cfg(tmp_path, "resumed", **kw), dataset=tiny, resume=True)
+    a, b = _weights(straight / "last.pt"), _weights(resumed / "last.pt")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-6, atol=1e-7)
+    rows = list(csv.DictReader((resumed / "metrics.csv").open()))
+    assert len(rows) == 2
+
+
+def test_resume_to_more_epochs_and_refusing_to_overwrite(tmp_path, tiny):
+    run = fit(_cfg(tmp_path, epochs=1, schedule="none"), dataset=tiny)
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        fit(_cfg(tmp_path, epochs=1), dataset=tiny)
+    fit(_cfg(tmp_path, epochs=2, schedule="none"), dataset=tiny, resume=True)
+    assert json.loads((run / "summary.json").read_text())["epochs_done"] == 2
+    with pytest.raises(CheckpointError, match="not a resumable checkpoint"):
+        fit(_cfg(tmp_path, model="simple_cnn", epochs=3), dataset=tiny, resume=True)
+
+
+def test_time_budget_stops_mid_epoch_with_a_valid_checkpoint(tmp_path, tiny):
+    run = fit(_cfg(tmp_path, epochs=50, batch_size=4, time_budget_minutes=1e-6), dataset=tiny)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop_reason"] == "time_budget" and summary["epochs_done"] == 1 and summary["finished"]
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert rows[0]["partial"] == "1"
+    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+
+
+def test_early_stopping(tmp_path, tiny):
+    run = fit(_cfg(tmp_path, epochs=6, lr=1e-12, schedule="none", early_stopping_patience=2), dataset=tiny)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop_reason"] == "early_stopping" and summary["epochs_done"] == 3
+
+
+def test_imbalance_options_run(tmp_path, tiny):
+    run = fit(_cfg(tmp_path, epochs=1, loss="focal", class_weights=True, balanced_sampler=True, cutmix=1.0,
+                   label_smoothing=0.1, grad_clip=1.0, optimizer="sgd", schedule="onecycle", channels_last=False,
+                   limit=30),
+              dataset=tiny)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["train_images"] + summary["val_images"] <= 31
+
+
+def test_frozen_backbone_first_phase(tmp_path, tiny):
+    run = fit(_cfg(tmp_path, epochs=1, freeze_backbone_epochs=1, weight_decay=0.0), dataset=tiny)
+    trained = _weights(run / "last.pt")
+    torch.manual_seed(0)
+    init = create_model("sequential_small", num_classes=4, input_size=24).state_dict()
+    assert torch.equal(trained["features.0.0.weight"], init["features.0.0.weight"])
+    assert not torch.equal(trained["classifier.weight"], init["classifier.weight"])
+
+
+def test_scheme_leaving_one_class(tmp_path):
+    ds = make_dataset(per_class=6, size=24, classes=("angry", "disgust"))
+    with pytest.raises(ConfigError, match="leaves 1 class"):
+        fit(_cfg(tmp_path, classes="2"), dataset=ds)
+    with pytest.raises(ConfigError, match="fewer than 2"):
+        fit(_cfg(tmp_path, classes="angry"), dataset=ds)
+
+
+def test_pretrained_checkpoint_of_another_architecture(tmp_path, tiny):
+    run = fit(_cfg(tmp_path, "donor", epochs=1), dataset=tiny)
+    with pytest.raises(ModelError, match="holds model 'sequential_small', not 'simple_cnn'"):
+        fit(_cfg(tmp_path, model="simple_cnn", pretrained=str(run / "best.pt")), dataset=tiny)
+    warm = fit(_cfg(tmp_path, "warm", epochs=1, pretrained=str(run / "best.pt"), lr=1e-12, schedule="none"),
+               dataset=tiny)
+    torch.testing.assert_close(_weights(warm / "last.pt")["features.0.0.weight"],
+                               _weights(run / "best.pt")["features.0.0.weight"])
+
+
+def test_out_of_memory_is_a_one_line_error(tmp_path, tiny, monkeypatch):
+    import importlib
+
+    fit_mod = importlib.import_module("ferlab.train.fit")  # the module (ferlab.train.fit is also the function)
+
+    def oom(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(fit_mod, "train_one_epoch", oom)
+    with pytest.raises(ConfigError, match="batch size 16 does not fit"):
+        fit(_cfg(tmp_path), dataset=tiny)
