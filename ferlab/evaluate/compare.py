@@ -166,7 +166,7 @@ def evaluate_run(run_dir: Path, *, name: str, data: str | Path | None, tta: str,
     if report_dir is not None:
         write_report(report, report_dir)
     timing = measure_speed(clf, batch_size=speed.batch_size, batches=speed.batches,
-                           latency_runs=speed.latency_runs, tta=tta)
+                           latency_runs=speed.latency_runs, latency_threads=speed.latency_threads, tta=tta)
     return LeaderboardRow(
         experiment=name, model=clf.model_name, classes=str(config.get("classes", ",".join(clf.classes))),
         accuracy=report.accuracy, macro_f1=report.macro_f1, leakage_free_accuracy=report.leakage_free_accuracy,

@@ -40,6 +40,7 @@ class SpeedConfig:
     batch_size: int = 256
     batches: int = 3
     latency_runs: int = 30
+    latency_threads: int = 1  # torch threads while timing single images (see ferlab.evaluate.speed)
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ def parse_suite(raw: Any, path: str = "") -> Suite:
         speed = SpeedConfig(**{k: int(v) for k, v in speed_raw.items()})
     except (TypeError, ValueError):
         raise ConfigError(f"suite speed values must be integers: {speed_raw}") from None
-    if min(speed.batch_size, speed.batches, speed.latency_runs) < 1:
+    if min(speed.batch_size, speed.batches, speed.latency_runs, speed.latency_threads) < 1:
         raise ConfigError("suite speed values must be >= 1")
     items = raw.get("experiments")
     if not isinstance(items, list) or not items:
