@@ -320,3 +320,53 @@ def test_cli_registers_serve():
 
     args = build_parser().parse_args(["serve", "--port", "8123", "--max-upload-mb", "2", "--workers-concurrency", "3"])
     assert (args.port, args.max_upload_mb, args.workers_concurrency, args.host) == (8123, 2.0, 3, "127.0.0.1")
+
+
+# --- the default explainer on a real (untrained) network ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_client():
+    """The default explainer (ferlab.explain) over an untrained simple_cnn and the real face detector."""
+    from types import SimpleNamespace
+
+    pytest.importorskip("ferlab.explain.api")
+    from ferlab.labels import EMOTIONS
+    from ferlab.models import create_model
+    from ferlab.train.checkpoint import load_classifier
+
+    model = create_model("simple_cnn", num_classes=len(EMOTIONS))
+    clf = load_classifier({"format": "ferlab-checkpoint", "version": 1, "model_name": "simple_cnn",
+                           "model_kwargs": {}, "classes": list(EMOTIONS), "image_size": 48,
+                           "metrics": {"val_accuracy": 0.25}, "model_state": model.state_dict()})
+    predictor = SimpleNamespace(classifier=clf, predict=lambda image, detect=True: [])
+    with TestClient(create_app(predictor)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def astronaut_png() -> bytes:
+    from skimage.data import astronaut
+
+    buf = io.BytesIO()
+    Image.fromarray(astronaut()).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_default_explainer_on_a_real_face(real_client, astronaut_png):
+    assert real_client.get("/v1/model").json()["name"] == "simple_cnn"
+    resp = post_file(real_client, "/v1/explain", astronaut_png, target="sad")
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["target"] == "sad" and body["label"] in body["probs"]
+    shares = body["regions"]  # an untrained network may attribute nothing (all shares 0), never more than 1
+    assert shares and all(0 <= v <= 1 for v in shares.values()) and sum(shares.values()) <= 1 + 1e-3
+    x, y, w, h = body["box"]
+    assert 100 < x + w / 2 < 350 and 30 < y + h / 2 < 250  # the astronaut's face, upper middle of 512 x 512
+    overlay = Image.open(io.BytesIO(base64.b64decode(body["overlay_png_base64"])))
+    assert overlay.format == "PNG" and overlay.width > 0
+    assert_error(post_file(real_client, "/v1/explain", astronaut_png, face_index="4"), 422, "bad_face_index")
+
+
+def test_default_explainer_without_face_is_422(real_client):
+    assert_error(post_file(real_client, "/v1/explain", png_bytes(black=True)), 422, "no_face")

@@ -87,7 +87,7 @@ def explain_with_ferlab(predictor: Any, image: np.ndarray, *, face_index: int, t
                         method: str) -> ExplainResult:
     """Explain one face of a photo with `ferlab.explain.explain_image` on the predictor's classifier."""
     from ferlab.errors import FaceNotFoundError
-    from ferlab.explain import explain_image, overlay_png
+    from ferlab.explain.api import explain_image, overlay_png
 
     detector = getattr(predictor, "detector", "auto")
     try:
