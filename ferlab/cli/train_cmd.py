@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="data source: FER2013 zip/folder/CSV or a class-per-folder dataset")
     p.add_argument("--epochs", type=int, help="epochs in total (with --resume: continue up to this many)")
     p.add_argument("--out", help="run directory to create")
-    p.add_argument("--classes", help="class scheme: 7, 4, 2, valence or a custom spec (pos=happy,surprise;neg=sad)")
+    p.add_argument("--classes", help="class scheme: all (default: the data's classes), 7, 4, 2, valence or a custom "
+                                        "spec (pos=happy,surprise;neg=sad)")
     p.add_argument("--limit", type=int, help="train on at most N images (stratified; for quick runs)")
     p.add_argument("--config", help="YAML file of TrainConfig fields")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.pt")

@@ -23,7 +23,7 @@ class TrainConfig:
     model: str = "simple_cnn"
     model_kwargs: dict = field(default_factory=dict)
     data: str = ""
-    classes: str = "7"  # "7" | "4" | "2" | "valence" | custom spec (see ferlab.data.resolve_scheme)
+    classes: str = "all"  # all (the data's own) | 7 | 4 | 2 | valence | custom spec (ferlab.data.resolve_scheme)
     image_size: int = 0  # 0: the model's own input size
     limit: int | None = None  # keep at most this many training images (stratified, deterministic)
     val_fraction: float = 0.1
@@ -134,11 +134,25 @@ def _merge_override(values: dict[str, Any], key: str, value: Any) -> None:
         values[key] = value
 
 
+#: Names people bring from other tools -> our field.
+_ALIASES = {"learning_rate": "lr", "bs": "batch_size", "num_epochs": "epochs", "wd": "weight_decay",
+            "arch": "model", "architecture": "model", "scheduler": "schedule", "optim": "optimizer"}
+
+
+def _close_names(key: str, names: list[str]) -> list[str]:
+    """Aliases, fields that are a word of `key` (lr_rate -> lr), then difflib's close matches."""
+    tokens = key.lower().split("_")
+    found = [_ALIASES[key.lower()]] if key.lower() in _ALIASES else []
+    found += [n for n in names if n in tokens or n.startswith(key.lower())]
+    found += difflib.get_close_matches(key, names, n=3, cutoff=0.5)
+    return list(dict.fromkeys(found))[:3]
+
+
 def _reject_unknown(values: dict[str, Any]) -> None:
     names = [f.name for f in fields(TrainConfig)]
     for key in values:
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=3, cutoff=0.5)
+            close = _close_names(str(key), names)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"unknown training option '{key}'{hint}")
 

@@ -57,10 +57,11 @@ def stratified_limit(ds: FaceDataset, limit: int, seed: int) -> FaceDataset:
 def prepare_data(cfg: TrainConfig, image_size: int, dataset: FaceDataset | None = None) -> RunData:
     """Class scheme, only train/val kept (test is never seen), optional limit, stratified val carve."""
     ds = dataset if dataset is not None else load_dataset(cfg, image_size)
-    scheme = resolve_scheme(cfg.classes)
-    if len(scheme.classes) < 2:
-        raise ConfigError(f"class scheme '{cfg.classes}' leaves fewer than 2 classes")
-    ds = ds.with_scheme(scheme)
+    if cfg.classes != "all":  # "all": the data's own classes, as the source lists them
+        scheme = resolve_scheme(cfg.classes)
+        if len(scheme.classes) < 2:
+            raise ConfigError(f"class scheme '{cfg.classes}' leaves fewer than 2 classes")
+        ds = ds.with_scheme(scheme)
     ds = ds.subset(np.isin(ds.splits, ["train", "val"]))
     present = np.unique(ds.labels[(ds.splits == "train") & (ds.labels >= 0)])
     if len(present) < 2:
