@@ -370,3 +370,13 @@ def test_default_explainer_on_a_real_face(real_client, astronaut_png):
 
 def test_default_explainer_without_face_is_422(real_client):
     assert_error(post_file(real_client, "/v1/explain", png_bytes(black=True)), 422, "no_face")
+
+
+@pytest.mark.parametrize("argv", [["--port", "0"], ["--max-upload-mb", "0"], ["--workers-concurrency", "0"],
+                                  ["--timeout", "-1"]])
+def test_cli_rejects_bad_limits_before_loading_a_model(argv, capsys):
+    from ferlab.cli.main import main
+
+    assert main(["serve", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ferlab: error: ") and err.count("\n") == 1

@@ -27,11 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from ferlab.errors import ConfigError
-    from ferlab.predict import Predictor
-    from ferlab.serve.app import create_app
     from ferlab.serve.settings import ServeSettings
 
     if not 0 < args.port < 65536:
@@ -39,6 +35,11 @@ def run(args: argparse.Namespace) -> int:
     settings = ServeSettings(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
                              max_concurrent_inferences=args.workers_concurrency, queue_size=args.queue_size,
                              request_timeout_s=args.timeout)
+    import uvicorn
+
+    from ferlab.predict import Predictor
+    from ferlab.serve.app import create_app
+
     predictor = Predictor.from_checkpoint(args.model) if args.model else Predictor.from_pretrained()
     app = create_app(predictor, settings=settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)

@@ -124,7 +124,7 @@
       fill.style.background = colorFor(name);
       dd.appendChild(fill);
       const value = document.createElement("dd");
-      value.className = i === 0 ? "pct top" : "pct";
+      value.className = i === 0 ? "pct pct-top" : "pct";
       value.textContent = pct(p);
       dl.append(dt, dd, value);
     });
