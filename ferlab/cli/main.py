@@ -17,6 +17,7 @@ __all__ = ["main", "build_parser"]
 COMMAND_MODULES: tuple[str, ...] = (
     "eval_cmd",
     "compare_cmd",
+    "models_cmd",
     "serve_cmd",
     "train_cmd",
 )
