@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "models_cmd",
     "serve_cmd",
     "train_cmd",
+    "tune_cmd",
 )
 
 

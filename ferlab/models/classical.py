@@ -99,6 +99,7 @@ class CalibratedSVM(ClassifierMixin, BaseEstimator):
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.linear_model import LogisticRegression
         from sklearn.svm import LinearSVC
+        from threadpoolctl import threadpool_limits
 
         folds = min(self.folds, int(np.unique(labels, return_counts=True)[1].min()))
         if folds >= 2:
@@ -106,7 +107,9 @@ class CalibratedSVM(ClassifierMixin, BaseEstimator):
             self.model_ = CalibratedClassifierCV(svm, method="sigmoid", cv=folds)
         else:
             self.model_ = LogisticRegression(C=self.C, class_weight="balanced", max_iter=2000)
-        self.model_.fit(features, labels)
+        # Calibration runs many tiny L-BFGS problems; multithreaded BLAS makes each ~20x slower, not faster.
+        with threadpool_limits(1, user_api="blas"):
+            self.model_.fit(features, labels)
         self.classes_ = self.model_.classes_
         return self
 
