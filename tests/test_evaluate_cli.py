@@ -1,0 +1,129 @@
+"""`ferlab eval` and `ferlab compare` end to end on tiny generated data and a checkpoint trained once by fit()."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ferlab.cli.main import main
+from ferlab.data.synthetic import synthetic_faces, write_image_folder
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = ("angry", "happy", "neutral", "sad")
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    """A FER2013-layout folder of synthetic faces and one run trained on it for 1 epoch (shared by the tests)."""
+    from ferlab.train import TrainConfig, fit
+
+    root = tmp_path_factory.mktemp("eval-tiny")
+    faces = synthetic_faces(n_per_class=12, classes=CLASSES, seed=0)
+    data = write_image_folder(faces, root / "fer", "fer2013")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FERLAB_CACHE_DIR", str(root / "cache"))
+        run = fit(TrainConfig(model="sequential_small", data=str(data), epochs=1, batch_size=16, augment="none",
+                              val_fraction=0.2, out=str(root / "run"), progress=False))
+    return {"data": data, "run": run, "ckpt": run / "best.pt", "root": root,
+            "num_test": int((faces.splits == "test").sum())}
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_eval_json_and_report_files(tiny, tmp_path, capsys):
+    code, out, _ = _run(capsys, "eval", tiny["ckpt"], "--data", tiny["data"], "--json", "--out", tmp_path / "rep")
+    assert code == 0
+    result = json.loads(out)  # one JSON object, nothing else on stdout
+    for key in ("accuracy", "macro_f1", "per_class", "confusion_matrix", "classes", "num_images",
+                "leakage_free_accuracy", "leakage_free_num_images", "log_loss", "ece", "tta", "split", "checkpoint",
+                "dropped_classes"):
+        assert key in result
+    assert result["classes"] == list(CLASSES)
+    assert result["num_images"] == sum(map(sum, result["confusion_matrix"])) == tiny["num_test"]
+    assert 0.0 <= result["accuracy"] <= 1.0 and result["split"] == "test"
+    assert {p.name for p in (tmp_path / "rep").iterdir()} >= {"report.json", "report.md", "report.html",
+                                                                "confusion_counts.png", "mistakes.png"}
+
+
+def test_eval_cross_dataset_reports_dropped_classes(tiny, tmp_path, capsys):
+    ck = write_image_folder(synthetic_faces(n_per_class=10, classes=("anger", "contempt", "happiness", "sadness"),
+                                            seed=1), tmp_path / "ckplus", "classfolder")
+    code, out, _ = _run(capsys, "eval", tiny["ckpt"], "--data", ck, "--json", "--tta", "flip")
+    assert code == 0
+    result = json.loads(out)
+    assert result["dropped_classes"] == {"contempt": 2}
+    assert result["classes"] == ["angry", "happy", "sad"] and result["num_images"] == 6
+    assert "neutral" in result["model_only_classes"] and result["tta"] == "flip"
+
+
+@pytest.mark.parametrize("case", ["missing_split", "corrupt_checkpoint", "unlabelled", "no_shared_class"])
+def test_eval_bad_input_is_one_line_error(case, tiny, tmp_path, capsys):
+    ckpt, data, extra = tiny["ckpt"], tiny["data"], []
+    if case == "missing_split":
+        extra = ["--split", "private_test"]
+    elif case == "corrupt_checkpoint":
+        ckpt = tmp_path / "bad.pt"
+        ckpt.write_bytes(b"not a checkpoint at all")
+    elif case == "unlabelled":
+        data = tmp_path / "flat"
+        data.mkdir()
+        for i in range(4):
+            Image.new("L", (48, 48), 40 * i).save(data / f"{i}.png")
+    else:
+        data = write_image_folder(synthetic_faces(n_per_class=5, classes=("cat", "dog"), seed=2), tmp_path / "pets",
+                                  "classfolder")
+    code, out, err = _run(capsys, "eval", ckpt, "--data", data, *extra)
+    lines = [ln for ln in err.splitlines() if ln.startswith("ferlab: error:")]
+    assert code == 2 and out == ""
+    assert len(lines) == 1 and "Traceback" not in err
+    expected = {"missing_split": "private_test", "corrupt_checkpoint": "checkpoint", "unlabelled": "no labels",
+                "no_shared_class": "share no class"}[case]
+    assert expected in lines[0]
+
+
+def test_compare_run_dirs_writes_leaderboard(tiny, tmp_path, capsys):
+    out_dir = tmp_path / "board"
+    code, out, _ = _run(capsys, "compare", tiny["run"], "--out", out_dir, "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["model"] == "sequential_small"
+    assert rows[0]["params"] > 0 and rows[0]["mflops"] > 0 and rows[0]["latency_ms"] > 0
+    with open(out_dir / "leaderboard.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert table[0]["experiment"] == "run" and float(table[0]["accuracy"]) == pytest.approx(rows[0]["accuracy"])
+    for name in ("leaderboard.md", "leaderboard.html", "leaderboard.json", "per_class_f1.png",
+                 "accuracy_vs_train_seconds.png", "accuracy_vs_latency.png", "evals/run/report.json"):
+        assert (out_dir / name).is_file()
+
+
+def test_compare_smoke_suite_trains_then_reuses_and_splices_readme(tiny, tmp_path, capsys):
+    out_dir = tmp_path / "smoke"
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- leaderboard:start -->\nold\n<!-- leaderboard:end -->\ntail\n")
+    suite = REPO / "configs" / "suites" / "smoke.yaml"
+    code, out, _ = _run(capsys, "compare", suite, "--data", tiny["data"], "--out", out_dir, "--only",
+                        "sequential_small-7", "--readme", readme, "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["experiment"] for r in rows] == ["sequential_small-7"] and rows[0]["status"] == "ok"
+    assert json.loads((out_dir / "runs" / "sequential_small-7" / "summary.json").read_text())["finished"]
+    text = readme.read_text()
+    assert "old" not in text and "| sequential_small-7 | sequential_small |" in text and text.endswith("tail\n")
+    assert "smoke/per_class_f1.png" in text
+    code, out, _ = _run(capsys, "compare", suite, "--data", tiny["data"], "--out", out_dir, "--dry-run", "--json")
+    assert code == 0
+    assert {p["experiment"]: p["action"] for p in json.loads(out)} == {"sequential_small-7": "reuse",
+                                                                       "mini_xception-7": "train"}
+
+
+def test_compare_rejects_unknown_target(tmp_path, capsys):
+    code, _, err = _run(capsys, "compare", tmp_path, "--out", tmp_path / "o")
+    assert code == 2 and "neither a suite" in err
