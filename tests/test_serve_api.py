@@ -380,3 +380,35 @@ def test_cli_rejects_bad_limits_before_loading_a_model(argv, capsys):
     assert main(["serve", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ferlab: error: ") and err.count("\n") == 1
+
+
+def test_slow_upload_is_408():
+    import asyncio
+
+    app = create_app(FakePredictor(), settings=ServeSettings(request_timeout_s=0.3))
+    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n' + png_bytes()[:50]
+    sent: list[dict] = []
+
+    async def receive():  # an ASGI client that sends part of the body, then stalls
+        if not sent:
+            sent.append({})
+            return {"type": "http.request", "body": head, "more_body": True}
+        await asyncio.sleep(5)
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    async def run():
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/v1/predict", "raw_path": b"/v1/predict", "query_string": b"",
+                 "root_path": "", "headers": [(b"content-type", b"multipart/form-data; boundary=b")],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+        async with app.router.lifespan_context(app):
+            await app(scope, receive, send)
+
+    asyncio.run(run())
+    start = next(m for m in sent if m.get("type") == "http.response.start")
+    assert start["status"] == 408
+    body = b"".join(m.get("body", b"") for m in sent if m.get("type") == "http.response.body")
+    assert b'"upload_timeout"' in body

@@ -5,6 +5,7 @@ No model is loaded here: the caller (the `ferlab serve` command, or a test) pass
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -28,7 +29,7 @@ __all__ = ["create_app", "STATIC_DIR"]
 log = logging.getLogger("ferlab.serve")
 STATIC_DIR = Path(__file__).with_name("static")
 
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 413, 415, 422, 503, 504)}
+_ERRORS = {code: {"model": ErrorResponse} for code in (400, 408, 413, 415, 422, 503, 504)}
 _UPLOAD_FIELDS = {
     "file": {"type": "string", "format": "binary", "description": "the photo (JPEG, PNG, WebP, BMP, GIF, TIFF)"},
 }
@@ -128,7 +129,13 @@ def create_app(predictor: Any, *, settings: ServeSettings | None = None,
     _mount_docs(app)
 
     async def _upload(request: Request) -> tuple[dict[str, FormPart], bytes, int, int]:
-        form = await read_multipart(request, settings.max_upload_bytes)
+        request.app.state.gate.check_capacity()  # refuse before reading megabytes we could not serve
+        try:
+            form = await asyncio.wait_for(read_multipart(request, settings.max_upload_bytes),
+                                          settings.request_timeout_s)
+        except TimeoutError:
+            raise ApiError(408, "upload_timeout",
+                           f"the upload did not arrive within {settings.request_timeout_s:g} s") from None
         data = bytes(_file_part(form).data)
         _, width, height = check_header(data, settings.max_pixels)
         return form, data, width, height

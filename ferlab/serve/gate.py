@@ -38,12 +38,16 @@ class InferenceGate:
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def run(self, fn: Callable[[], T]) -> T:
-        """Run `fn` in the pool once a slot is free; 503 when the queue is full, 504 past the deadline."""
+    def check_capacity(self) -> None:
+        """Raise 503 now when no slot and no queue place is free (called before reading an upload, too)."""
         if self._admitted >= self.max_concurrent + self.queue_size:
             raise ApiError(503, "overloaded",
                            f"server is busy ({self.max_concurrent} running, {self.queue_size} queued); retry shortly",
                            headers={"Retry-After": str(self.retry_after_s)})
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run `fn` in the pool once a slot is free; 503 when the queue is full, 504 past the deadline."""
+        self.check_capacity()
         self._admitted += 1
         deadline = time.monotonic() + self.timeout_s
         try:
