@@ -207,6 +207,12 @@ def test_no_camera_gives_a_clear_message(playwright, server):
         chromium.close()
 
 
+def test_api_docs_render_offline(page, server):
+    page.goto(f"{server}/docs")  # swagger-ui assets come from this server, never a CDN
+    page.wait_for_selector(".opblock", timeout=30_000)
+    assert page.locator(".opblock").count() >= 4
+
+
 def test_page_is_keyboard_usable(page):
     page.keyboard.press("Tab")  # skip link first
     focused = []
