@@ -79,3 +79,13 @@ def test_missing_or_broken_space_file(tmp_path) -> None:
     bad.write_text("params: [unclosed\n")
     with pytest.raises(ConfigError, match="cannot read"):
         load_space(bad, "simple_cnn")
+
+
+def test_printed_space_round_trips_as_a_space_file(tmp_path) -> None:
+    import yaml
+
+    space = default_space("convnext_fer")
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space.to_dict()))
+    loaded = load_space(path, "convnext_fer")
+    assert set(loaded.params) == set(space.params) and loaded.fixed == space.fixed

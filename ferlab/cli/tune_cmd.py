@@ -19,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "tune_report.html.")
     p.add_argument("--model", help="registry model name (torch model or classical baseline such as hog_svm)")
     p.add_argument("--data", help="data source: FER2013 zip/folder/CSV or a class-per-folder dataset")
-    p.add_argument("--trials", type=int, required=True, help="finished trials the study should hold in total")
-    p.add_argument("--out", required=True, help="study folder (study.db, trials/, reports)")
+    p.add_argument("--trials", type=int, help="finished trials the study should hold in total")
+    p.add_argument("--out", help="study folder (study.db, trials/, reports)")
     p.add_argument("--time-budget", type=float, metavar="MIN", help="start no new trial after this many minutes")
     p.add_argument("--space", metavar="FILE", help="YAML search space overriding the model family's default")
     p.add_argument("--epochs-per-trial", type=int, metavar="E", help="epochs per trial (default: --config's, else 5)")
@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not base.data:
         raise ConfigError("no training data: give --data SOURCE (or `data:` in --config)")
+    if args.trials is None or not args.out:
+        raise ConfigError("ferlab tune needs --trials N and --out DIR")
     result = run_study(base, space, trials=args.trials, out=args.out, time_budget_minutes=args.time_budget,
                        seed=args.seed, progress=base.progress)
     if args.json:
