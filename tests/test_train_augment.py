@@ -80,3 +80,19 @@ def test_mixup_and_cutmix_keep_target_mass():
         assert torch.equal(mixed, again) and torch.equal(targets, targets2)
     same, hard = mix_batch(x, y, 3, mixup_alpha=0, cutmix_alpha=0, gen=torch.Generator())
     assert same is x and torch.equal(hard, t)
+
+
+def test_affine_grid_matches_torch():
+    from ferlab.data.augment import _affine_grid
+
+    theta = torch.eye(2, 3).repeat(3, 1, 1) + 0.1 * torch.randn(3, 2, 3, generator=torch.Generator().manual_seed(0))
+    x = torch.zeros(3, 1, 10, 14)
+    expected = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    torch.testing.assert_close(_affine_grid(theta.view(3, 6), x), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_zero_rotation_affine_is_identity():
+    x = _batch()
+    cfg = AugmentConfig(zoom=1e-9)
+    out = augment_batch(x, cfg, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, x.float() / 255, atol=1e-4, rtol=0)

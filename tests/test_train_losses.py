@@ -35,7 +35,11 @@ def test_focal_reduces_to_ce_and_down_weights_easy_examples():
 def test_soft_targets_accepted():
     logits, y = _data()
     soft = F.one_hot(y, 5).float()
-    assert float(cross_entropy(logits, soft)) == pytest.approx(float(cross_entropy(logits, y)), rel=1e-6)
+    w = torch.tensor([1.0, 2.0, 0.5, 1.0, 3.0])
+    # the soft-target path (mixup) agrees with torch's hard-label kernel, also with smoothing and class weights
+    for kw in ({}, {"smoothing": 0.1}, {"weight": w}):
+        assert float(cross_entropy(logits, soft, **kw)) == pytest.approx(float(cross_entropy(logits, y, **kw)),
+                                                                        rel=1e-5)
 
 
 def test_class_weights_balanced():

@@ -40,6 +40,8 @@ def focal_loss(logits: torch.Tensor, targets: torch.Tensor, *, gamma: float = 2.
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *, smoothing: float = 0.0,
                   weight: torch.Tensor | None = None) -> torch.Tensor:
     """Cross-entropy with label smoothing and class weights, on int or soft (mixup) targets."""
+    if targets.ndim == 1:  # hard labels: torch's fused kernel, same normalisation
+        return F.cross_entropy(logits.float(), targets, weight=weight, label_smoothing=smoothing)
     return focal_loss(logits, targets, gamma=0.0, smoothing=smoothing, weight=weight)
 
 
