@@ -193,3 +193,37 @@ def test_models_command_table_and_error(capsys):
     assert out[0].split()[:3] == ["name", "family", "params"] and out[1].startswith("mini_xception")
     assert main(["models", "no_such_*"]) == 2
     assert "ferlab: error: no model matches" in capsys.readouterr().err
+
+
+def _kernel_response(image: torch.Tensor) -> dict[str, float]:
+    """Each facial filter's response at the centre of a 15x15 pattern (1 = skin, 0 = dark)."""
+    out = nn.functional.conv2d(image[None, None], facial_kernels(1), padding=3)[0, :, 7, 7]
+    return dict(zip(FACIAL_KERNEL_NAMES, out.tolist(), strict=True))
+
+
+def test_facial_kernels_respond_to_what_they_are_named_after():
+    yy, xx = torch.meshgrid(torch.arange(15.0), torch.arange(15.0), indexing="ij")
+    brow = _kernel_response((yy >= 7).float())  # dark band above skin
+    side = _kernel_response((xx >= 7).float())  # vertical edge
+    pupil = _kernel_response(1 - ((yy - 7) ** 2 + (xx - 7) ** 2 <= 2).float())
+    lips = _kernel_response(1 - ((yy - 7).abs() <= 1).float())
+    furrow = _kernel_response(1 - ((xx - 7).abs() <= 0).float())
+    chin = _kernel_response((yy < 7).float())  # skin above, dark below
+    assert brow["brow_edge"] > 1 and abs(side["brow_edge"]) < 0.1
+    assert side["nose_bridge"] > 1 and abs(brow["nose_bridge"]) < 0.1
+    assert pupil["eye_blob"] > 1 and pupil["eye_socket"] > 1
+    assert lips["mouth_line"] > 1 and lips["mouth_line"] > pupil["mouth_line"]
+    assert furrow["brow_furrow"] > 0.5 and furrow["brow_furrow"] > abs(lips["brow_furrow"])
+    assert chin["jaw_curve"] > 1
+
+
+def test_failed_library_download_is_a_model_error():
+    from urllib.error import URLError
+
+    from ferlab.models.backbones import _download
+
+    def offline():
+        raise URLError("no route to host")
+
+    with pytest.raises(ModelError, match="cannot download .*offline.*local weights file"):
+        _download(offline, "torchvision ResNet-50 weights")

@@ -47,17 +47,18 @@ def _arc(radius: float, centre_y: float, width: float = 0.8):  # noqa: ANN202
 
 
 # (name, builder, what it targets). Names are public: explainers label first-layer maps with them.
+# Signs are chosen so the targeted structure gives a positive response (it survives the stem's ReLU).
 _FACIAL_KERNELS = (
-    ("brow_edge", lambda: _gabor(0.0, phase=np.pi / 2),
+    ("brow_edge", lambda: _gabor(0.0, phase=-np.pi / 2),
      "odd horizontal Gabor: dark-above/bright-below edge of the eyebrows (raised/lowered brows)"),
-    ("brow_furrow", lambda: _gabor(np.pi / 2, wavelength=3.0),
-     "even vertical Gabor, fine: vertical glabella lines between frowning brows"),
+    ("brow_furrow", lambda: -_gabor(np.pi / 2, wavelength=4.0),
+     "even vertical Gabor, negated: dark vertical glabella lines between frowning brows"),
     ("eye_blob", lambda: _dog(1.0, 2.5), "centre-surround: dark pupil/eye opening on brighter skin"),
     ("eye_socket", lambda: _dog(1.8, 3.2), "wide centre-surround: whole eye region, widens in surprise/fear"),
     ("nose_bridge", lambda: _gabor(np.pi / 2, phase=np.pi / 2),
      "odd vertical Gabor: the vertical edges along the nose bridge (wrinkled in disgust)"),
-    ("mouth_line", lambda: _gabor(0.0, wavelength=5.0),
-     "even horizontal Gabor: dark horizontal lip line / open mouth"),
+    ("mouth_line", lambda: -_gabor(0.0, wavelength=5.0),
+     "even horizontal Gabor, negated: dark horizontal lip line / open mouth"),
     ("mouth_corner_up", lambda: _gabor(np.pi / 4),
      "diagonal Gabor (+45 deg): upturned mouth corners, nasolabial folds"),
     ("mouth_corner_down", lambda: _gabor(-np.pi / 4), "diagonal Gabor (-45 deg): downturned mouth corners"),
