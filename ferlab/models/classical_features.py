@@ -23,6 +23,13 @@ def _as_batch(images: np.ndarray) -> np.ndarray:
     return arr[None] if arr.ndim == 2 else arr
 
 
+def _progress(batch: np.ndarray, what: str):  # noqa: ANN202 - an iterable over the faces
+    """A tqdm bar on stderr for dataset-sized batches (training, evaluation); silent for small ones."""
+    from tqdm import tqdm
+
+    return tqdm(batch, desc=what, unit="img", leave=False, disable=len(batch) < 2000)
+
+
 class HogFeatures(TransformerMixin, BaseEstimator):
     """Histogram of oriented gradients (scikit-image) of each face; stateless, so `fit` does nothing."""
 
@@ -39,7 +46,7 @@ class HogFeatures(TransformerMixin, BaseEstimator):
 
         cell, block = (self.pixels_per_cell,) * 2, (self.cells_per_block,) * 2
         return np.stack([hog(img, orientations=self.orientations, pixels_per_cell=cell, cells_per_block=block,
-                             feature_vector=True) for img in _as_batch(images)]).astype(np.float32)
+                             feature_vector=True) for img in _progress(_as_batch(images), "HOG")]).astype(np.float32)
 
 
 def _angle(a: np.ndarray, vertex: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -93,7 +100,7 @@ class LandmarkFeatures(TransformerMixin, BaseEstimator):
         det = get_detector(self.detector)
         batch = _as_batch(images)
         out = np.full((len(batch), 5, 2), np.nan)
-        for i, img in enumerate(batch):
+        for i, img in enumerate(_progress(batch, "landmarks")):
             big = cv2.resize(img, (self.upscale, self.upscale), interpolation=cv2.INTER_LINEAR)
             found = [d for d in det.detect(np.repeat(big[..., None], 3, axis=2)) if d.landmarks is not None]
             if found:
