@@ -86,10 +86,13 @@ def test_cli_tune_json_and_one_line_errors(tiny, tmp_path, capsys) -> None:
     data = write_image_folder(tiny, tmp_path / "faces.zip")
     out = tmp_path / "cli"
     code = main(["tune", "--model", "hog_svm", "--data", str(data), "--trials", "2", "--out", str(out), "--json",
-                 "--no-progress"])
+                 "--no-progress", "--limit", "30", "--set", "val_fraction=0.3"])
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["trials_total"] == 2 and Path(result["files"]["best_config"]).is_file()
+    # --limit shortens the trials only: the best config trains on all the data
+    assert TrainConfig.from_yaml(out / "trials" / "trial_0000" / "config.yaml").limit == 30
+    assert TrainConfig.from_yaml(result["files"]["best_config"]).limit is None
     bad = tmp_path / "space.yaml"
     bad.write_text("params:\n  lerning_rate: {low: 0.1, high: 1.0}\n")
     code = main(["tune", "--model", "simple_cnn", "--data", str(data), "--trials", "1", "--out", str(out / "x"),

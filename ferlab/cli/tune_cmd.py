@@ -23,8 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="study folder (study.db, trials/, reports)")
     p.add_argument("--time-budget", type=float, metavar="MIN", help="start no new trial after this many minutes")
     p.add_argument("--space", metavar="FILE", help="YAML search space overriding the model family's default")
-    p.add_argument("--epochs-per-trial", type=int, metavar="E", help="epochs per trial (default: --config's, else 5)")
-    p.add_argument("--limit", type=int, help="train each trial on at most N images (stratified)")
+    p.add_argument("--epochs-per-trial", type=int, metavar="E",
+                   help="epochs per trial (default: --config's, else 5); not in best_config.yaml")
+    p.add_argument("--limit", type=int, help="train each trial on at most N images (stratified); not in best_config")
     p.add_argument("--config", help="base training YAML (TrainConfig fields) the trials start from")
     p.add_argument("--classes", help="class scheme: 7, 4, 2, valence or a custom spec")
     p.add_argument("--seed", type=int, default=0, help="sampler and training seed (default: 0)")
@@ -37,20 +38,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _base_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Overrides of the base config: they end up in best_config.yaml too."""
     from ferlab.train.config import parse_overrides
 
     values: dict[str, Any] = {"seed": args.seed}
-    for flag, field in (("model", "model"), ("data", "data"), ("limit", "limit"), ("classes", "classes")):
+    for flag, field in (("model", "model"), ("data", "data"), ("classes", "classes")):
         if getattr(args, flag) is not None:
             values[field] = getattr(args, flag)
-    if args.epochs_per_trial is not None:
-        values["epochs"] = args.epochs_per_trial
-    elif not args.config:
-        values["epochs"] = 5
     values.update(parse_overrides(args.set))
     if args.no_progress:
         values["progress"] = False
     return values
+
+
+def _trial_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Settings that only shorten trials (--epochs-per-trial, --limit); best_config.yaml keeps the base's."""
+    values = {"epochs": args.epochs_per_trial, "limit": args.limit}
+    if args.epochs_per_trial is None and not args.config:
+        values["epochs"] = 5
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.trials is None or not args.out:
         raise ConfigError("ferlab tune needs --trials N and --out DIR")
     result = run_study(base, space, trials=args.trials, out=args.out, time_budget_minutes=args.time_budget,
-                       seed=args.seed, progress=base.progress)
+                       seed=args.seed, trial_overrides=_trial_overrides(args), progress=base.progress)
     if args.json:
         print(json.dumps(result.to_dict()))
     best = "none completed" if result.best_trial is None else (

@@ -112,12 +112,13 @@ def _objective(base: TrainConfig, space: SearchSpace, out: Path, trainer: Callab
 
 
 def run_study(base: TrainConfig, space: SearchSpace, *, trials: int, out: str | Path,
-              time_budget_minutes: float | None = None, seed: int = 0, trainer: Callable[..., Path] | None = None,
-              dataset: Any = None, progress: bool = True) -> TuneResult:
+              time_budget_minutes: float | None = None, seed: int = 0, trial_overrides: dict[str, Any] | None = None,
+              trainer: Callable[..., Path] | None = None, dataset: Any = None, progress: bool = True) -> TuneResult:
     """Run trials until the study in `out` holds `trials` finished ones (or the time budget ends); write reports.
 
-    `trainer(cfg, dataset=..., on_epoch_end=...)` defaults to `ferlab.train.fit`; `dataset` is loaded once from
-    `base.data` when not given, so trials share one decoded copy.
+    `trial_overrides` (e.g. fewer epochs, a --limit) shorten every trial but stay out of `best_config.yaml`,
+    which is `base` + the space's fixed values + the best parameters. `trainer(cfg, dataset=..., on_epoch_end=...)`
+    defaults to `ferlab.train.fit`; `dataset` is loaded once when not given, so trials share one decoded copy.
     """
     import optuna
 
@@ -129,17 +130,18 @@ def run_study(base: TrainConfig, space: SearchSpace, *, trials: int, out: str | 
         raise ConfigError(f"--time-budget must be > 0 minutes, got {time_budget_minutes}")
     out = Path(out)
     base = base.with_overrides(dict(space.fixed))
+    trial_base = base.with_overrides(dict(trial_overrides or {}))
     if trainer is None:
         from ferlab.train import fit as trainer
     if dataset is None:
         from ferlab.train.data_prep import load_dataset
 
-        dataset = load_dataset(base, base.image_size or 48)
+        dataset = load_dataset(trial_base, trial_base.image_size or 48)
     study = open_study(out, seed, n_existing=_existing_count(out))
     done_before = len(finished_trials(study))
     remaining = trials - done_before
     if remaining > 0:
-        study.optimize(_objective(base, space, out, trainer, dataset, progress), n_trials=remaining,
+        study.optimize(_objective(trial_base, space, out, trainer, dataset, progress), n_trials=remaining,
                        timeout=None if time_budget_minutes is None else time_budget_minutes * 60,
                        show_progress_bar=False)
     elif progress:
