@@ -164,8 +164,8 @@ def test_regularization_loss_is_l2_of_trainable_conv_weights():
     model = create_model("cbam_resnet", l2=0.01)
     convs = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
     expected = 0.01 * sum(float(w.detach().pow(2).sum()) for w in convs)
-    assert float(model.regularization_loss()) == pytest.approx(expected, rel=1e-5)
-    assert float(create_model("cbam_resnet", l2=0.0).regularization_loss()) == 0.0
+    assert model.regularization_loss().item() == pytest.approx(expected, rel=1e-5)
+    assert create_model("cbam_resnet", l2=0.0).regularization_loss().item() == 0.0
 
 
 # ---- profiling ----
