@@ -122,13 +122,49 @@ def _move_aside(run_dir: Path) -> Path:
     return target
 
 
-def _train(plan: PlannedRun, data: str | Path, progress: bool) -> None:
+def _fit_child(values: dict[str, Any], resume: bool, conn: Any) -> None:
+    """Child-process entry: train, then report ("ok", "") or ("error", one-line message) through the pipe."""
+    from ferlab.train.config import TrainConfig
     from ferlab.train.fit import fit
+
+    try:
+        fit(TrainConfig.from_dict(values), resume=resume)
+        conn.send(("ok", ""))
+    except FerlabError as err:
+        conn.send(("error", str(err)))
+    finally:
+        conn.close()
+
+
+def _train(plan: PlannedRun, data: str | Path, progress: bool) -> None:
+    """Train one experiment in a fresh process, so a crash (e.g. a segfault in a kernel) or leaked memory of
+    one experiment cannot take the whole suite down: it becomes a `failed` row instead."""
+    import multiprocessing
 
     cfg = plan.experiment.train_config(data, plan.run_dir).replace(progress=progress)
     if plan.action == "retrain":
         _move_aside(plan.run_dir)
-    fit(cfg, resume=plan.action == "resume")
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_fit_child, args=(cfg.to_dict(), plan.action == "resume", send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        child.join()
+    except KeyboardInterrupt:
+        child.terminate()
+        child.join()
+        raise
+    status, message = receive.recv() if receive.poll() else ("crash", "")
+    if status == "error":
+        raise TrainingFailedError(message)
+    if status != "ok" or child.exitcode != 0:
+        raise TrainingFailedError(f"training process died (exit code {child.exitcode}); its run directory keeps "
+                                  "the last finished epoch and the next compare resumes it")
+
+
+class TrainingFailedError(FerlabError):
+    """Training an experiment failed; the suite carries on with the next one."""
 
 
 class _DataCache:
