@@ -26,17 +26,17 @@ def _png(fig) -> bytes:  # noqa: ANN001
 
 
 def _matrix(ax, values: np.ndarray, rows: Sequence[str], cols: Sequence[str], fmt: str, cmap: str,  # noqa: ANN001
-            vmax: float | None = None) -> None:
+            vmax: float | None = None, dark_high: bool = True) -> None:
     shown = np.ma.masked_invalid(values.astype(np.float64))
     im = ax.imshow(shown, cmap=cmap, vmin=0, vmax=vmax, aspect="auto")
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     ax.set_xticks(range(len(cols)), labels=list(cols), rotation=45, ha="right")
     ax.set_yticks(range(len(rows)), labels=list(rows))
-    top = np.nanmax(values) if np.isfinite(values).any() else 0.0
+    top = vmax if vmax is not None else (np.nanmax(values) if np.isfinite(values).any() else 0.0)
     for (i, j), v in np.ndenumerate(values):
         if np.isfinite(v):
-            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=8,
-                    color="white" if top and v > 0.6 * top else "black")
+            dark = (v > 0.6 * top) if dark_high else (v < 0.6 * top)
+            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=8, color="white" if dark else "black")
 
 
 def confusion_png(cm: np.ndarray, classes: Sequence[str], *, normalized: bool, title: str = "") -> bytes:
@@ -100,7 +100,12 @@ def scatter_png(x: Sequence[float], y: Sequence[float], labels: Sequence[str], *
     for xi, yi, name in zip(xs[ok], ys[ok], np.asarray(labels, dtype=object)[ok], strict=True):
         ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if logx and ok.any():
+        from matplotlib.ticker import FuncFormatter
+
         ax.set_xscale("log")
+        plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(True, alpha=0.3)
     return _png(fig)
@@ -110,6 +115,6 @@ def heatmap_png(values: np.ndarray, rows: Sequence[str], cols: Sequence[str], *,
     """Rows x columns heat map with values in the cells; NaN cells (not applicable) are left blank."""
     fig = _figure(1.5 + 0.9 * len(cols), 1.0 + 0.4 * len(rows))
     ax = fig.add_subplot()
-    _matrix(ax, np.asarray(values, dtype=np.float64), rows, cols, ".2f", "viridis", vmax=1.0)
+    _matrix(ax, np.asarray(values, dtype=np.float64), rows, cols, ".2f", "viridis", vmax=1.0, dark_high=False)
     ax.set_title(title)
     return _png(fig)
