@@ -104,6 +104,7 @@ def test_compare_run_dirs_writes_leaderboard(tiny, tmp_path, capsys):
         assert (out_dir / name).is_file()
 
 
+@pytest.mark.slow
 def test_compare_smoke_suite_trains_then_reuses_and_splices_readme(tiny, tmp_path, capsys):
     out_dir = tmp_path / "smoke"
     readme = tmp_path / "README.md"
