@@ -11,7 +11,6 @@ from ferlab.train.engine import StepSettings, evaluate, train_one_epoch
 from ferlab.train.losses import build_loss
 from ferlab.train.optim import build_optimizer, build_schedule
 
-
 _FAST_FAMILIES = {"simple_cnn", "xception"}  # the others take seconds per step on 2 loaded cores: marked slow
 
 
