@@ -19,7 +19,7 @@ from ferlab.evaluate.report import json_safe
 from ferlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ferlab.labels import EMOTIONS
 
-__all__ = ["COLUMNS", "sort_rows", "leaderboard_markdown", "write_leaderboard", "splice_readme",
+__all__ = ["COLUMNS", "sort_rows", "leaderboard_markdown", "write_leaderboard", "splice_readme", "read_leaderboard",
            "README_START", "README_END"]
 
 README_START, README_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
@@ -147,6 +147,18 @@ def write_leaderboard(rows: list[LeaderboardRow], out: str | Path, *, title: str
                                                      "rows": json_safe([asdict(r) for r in sort_rows(rows)])})
     paths["leaderboard.json"] = out_dir / "leaderboard.json"
     return paths
+
+
+def read_leaderboard(out: str | Path) -> tuple[list[LeaderboardRow], str]:
+    """(rows, command) from the leaderboard.json that `write_leaderboard` wrote into `out`."""
+    import json
+
+    path = Path(out) / "leaderboard.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return [LeaderboardRow(**row) for row in data["rows"]], str(data.get("command") or "")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"cannot read leaderboard {path}: {err}") from None
 
 
 def splice_readme(readme: str | Path, rows: list[LeaderboardRow], out: str | Path, *, command: str) -> None:

@@ -40,11 +40,13 @@ def evaluate_checkpoint(
     out: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> EvalReport:
-    """Load the checkpoint (any backend `load_classifier` knows) and the data at the model's image size, evaluate."""
+    """Load the checkpoint (any backend `load_classifier` knows; a run directory means its best.pt) and the data at
+    the model's image size, then evaluate."""
     from ferlab.data import load
     from ferlab.train.checkpoint import load_classifier
 
-    clf = load_classifier(checkpoint)
+    path = Path(checkpoint)
+    clf = load_classifier(path / "best.pt" if (path / "best.pt").is_file() else path)
     ds = load(data, image_size=clf.image_size, progress=progress)
     report = evaluate_dataset(clf, ds, split=split, tta=tta, batch_size=batch_size, limit=limit, progress=progress)
     if out is not None:
