@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +236,7 @@ class _Run:
     # ---- one epoch ----
     def epoch_order(self, epoch: int) -> torch.Tensor:
         gen = derived_generator(self.cfg.seed, epoch, 0, _RNG_STREAM_SHUFFLE)  # same on every rank
-        labels, n = self.data.train_labels, len(self.data.train_labels)
+        labels, n = self.data.train_labels.cpu(), len(self.data.train_labels)
         order = balanced_indices(labels, n, gen) if self.cfg.balanced_sampler else torch.randperm(n, generator=gen)
         return epoch_indices(order, self.dist.rank, self.dist.world)
 
@@ -253,25 +253,30 @@ class _Run:
             return any_rank(base_elapsed + time.perf_counter() - started > budget, d, self.device)
 
         bar = _progress_bar(cfg, d, epoch, len(order) * d.world)
+
+        def on_batch(n: int, loss: float) -> None:
+            bar.update(n * d.world)
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
         try:
             with _oom_guard(cfg, self.device):
                 train = train_one_epoch(
                     self.ddp, self.optimizer, self.schedule, self.loss_fn, self.data.train_images,
                     self.data.train_labels, order, self.settings, gen, batch_size=cfg.batch_size,
-                    on_batch=(lambda n, loss: (bar.update(n * d.world), bar.set_postfix(loss=f"{loss:.3f}",
-                                                                                        refresh=False)))
-                    if bar is not None else None,
-                    should_stop=over_budget if budget else None,
+                    on_batch=on_batch if bar is not None else None, should_stop=over_budget if budget else None,
                 )
-                val = evaluate(unwrap(self.model), self.data.val_images, self.data.val_labels, self.settings,
-                               batch_size=cfg.eval_batch_size)
+                val_idx = torch.arange(d.rank, len(self.data.val_labels), d.world)  # each rank scores its share
+                val = evaluate(unwrap(self.model), self.data.val_images[val_idx], self.data.val_labels[val_idx],
+                               self.settings, batch_size=cfg.eval_batch_size)
         finally:
             if bar is not None:
                 bar.close()
-        loss_sum, correct, images, seconds = all_reduce_sum(
+        n_val = float(len(val_idx))
+        loss_sum, correct, images, seconds, val_loss, val_correct, n_val = all_reduce_sum(
             [train["loss"] * train["images"], train["accuracy"] * train["images"], float(train["images"]),
-             train["seconds"]], d, self.device)
+             train["seconds"], val["loss"] * n_val, val["accuracy"] * n_val, n_val], d, self.device)
         seconds /= d.world
+        val = {"loss": val_loss / max(n_val, 1), "accuracy": val_correct / max(n_val, 1)}
         self.schedule.step_epoch(val["loss"])
         row = {"epoch": epoch + 1, "lr": self.schedule.lr, "train_loss": loss_sum / max(images, 1),
                "train_accuracy": correct / max(images, 1), "val_loss": val["loss"], "val_accuracy": val["accuracy"],
@@ -307,6 +312,9 @@ def _setup_run(cfg: TrainConfig, dataset: Any, resume_ckpt: dict[str, Any] | Non
     image_size = cfg.image_size or default_size
     cfg = cfg.replace(image_size=image_size)
     data = prepare_data(cfg, image_size, dataset)
+    if device.type == "cuda":  # uint8 images live on the GPU: batches never cross the bus
+        data = replace(data, **{f: getattr(data, f).to(device) for f in ("train_images", "train_labels",
+                                                                          "val_images", "val_labels")})
     if resume_ckpt is not None and list(resume_ckpt["classes"]) != list(data.classes):
         raise CheckpointError(f"checkpoint classes {resume_ckpt['classes']} differ from the data's "
                               f"{list(data.classes)}")
