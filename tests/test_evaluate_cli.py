@@ -110,16 +110,19 @@ def test_compare_smoke_suite_trains_then_reuses_and_splices_readme(tiny, tmp_pat
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- leaderboard:start -->\nold\n<!-- leaderboard:end -->\ntail\n")
     suite = REPO / "configs" / "suites" / "smoke.yaml"
-    code, out, _ = _run(capsys, "compare", suite, "--data", tiny["data"], "--out", out_dir, "--only",
-                        "sequential_small-7", "--readme", readme, "--json")
+    code, out, _ = _run(capsys, "compare", suite, "--data", tiny["data"], "--out", out_dir, "--runs",
+                        tmp_path / "runs", "--only", "sequential_small-7", "--readme", readme, "--json")
     assert code == 0
     rows = json.loads(out)
     assert [r["experiment"] for r in rows] == ["sequential_small-7"] and rows[0]["status"] == "ok"
-    assert json.loads((out_dir / "runs" / "sequential_small-7" / "summary.json").read_text())["finished"]
+    run_dir = tmp_path / "runs" / "sequential_small-7"
+    assert json.loads((run_dir / "summary.json").read_text())["finished"]
+    assert (run_dir / "eval" / "report.html").is_file() and not (out_dir / "runs").exists()
     text = readme.read_text()
     assert "old" not in text and "| sequential_small-7 | sequential_small |" in text and text.endswith("tail\n")
     assert "smoke/per_class_f1.png" in text
-    code, out, _ = _run(capsys, "compare", suite, "--data", tiny["data"], "--out", out_dir, "--dry-run", "--json")
+    code, out, _ = _run(capsys, "compare", suite, "--data", tiny["data"], "--out", out_dir, "--runs",
+                        tmp_path / "runs", "--dry-run", "--json")
     assert code == 0
     assert {p["experiment"]: p["action"] for p in json.loads(out)} == {"sequential_small-7": "reuse",
                                                                        "mini_xception-7": "train"}

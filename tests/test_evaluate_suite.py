@@ -73,9 +73,9 @@ def test_plan_skips_pretrained_without_weights_file(tmp_path):
     suite = parse_suite({"experiments": [
         {"name": "p", "model": "resnet50", "pretrained": str(tmp_path / "missing.pth")},
         {"name": "s", "model": "simple_cnn"}]})
-    plans = {p.experiment.name: p for p in plan_suite(suite, "data.zip", tmp_path / "out")}
+    plans = {p.experiment.name: p for p in plan_suite(suite, "data.zip", tmp_path / "runs")}
     assert plans["p"].action == "skip" and "missing.pth not found" in plans["p"].note
-    assert plans["s"].action == "train" and plans["s"].run_dir == tmp_path / "out" / "runs" / "s"
+    assert plans["s"].action == "train" and plans["s"].run_dir == tmp_path / "runs" / "s"
 
 
 def test_leaderboard_ranks_by_class_count_then_accuracy_and_lists_skipped():

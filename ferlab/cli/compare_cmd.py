@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "every experiment into DIR/runs/<name>. Runs mode (directories holding summary.json): evaluate "
                     "finished runs. Both write leaderboard.md/.csv/.html/.json and plots into --out.")
     p.add_argument("targets", nargs="+", metavar="SUITE_OR_RUN_DIR", help="a suite YAML file, or run directories")
-    p.add_argument("--out", required=True, help="output folder (suite runs go to OUT/runs/<name>)")
+    p.add_argument("--out", required=True, help="leaderboard folder (suite runs go to RUNS/<name>, see --runs)")
+    p.add_argument("--runs", default=None, help="where suite experiments are trained (default: OUT/runs); keep it "
+                                                "out of git when OUT is published")
     p.add_argument("--data", default=None, help="data source (required for a suite; runs default to their own data)")
     p.add_argument("--only", default=None, help="comma-separated experiment names of the suite to run")
     p.add_argument("--dry-run", action="store_true", help="print what would be trained, resumed, re-used or skipped")
@@ -30,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _command(args: argparse.Namespace) -> str:
     parts = ["ferlab", "compare", *args.targets]
-    for flag, value in (("--data", args.data), ("--out", args.out), ("--only", args.only)):
+    for flag, value in (("--data", args.data), ("--out", args.out), ("--runs", args.runs), ("--only", args.only)):
         if value:
             parts += [flag, str(value)]
     if args.tta != "none":
@@ -68,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("a suite needs --data SOURCE")
         suite = load_suite(suite_path).select([n.strip() for n in args.only.split(",") if n.strip()]
                                                if args.only else None)
+        runs_dir = Path(args.runs) if args.runs else Path(args.out) / "runs"
         if args.dry_run:
-            plans = plan_suite(suite, args.data, args.out)
+            plans = plan_suite(suite, args.data, runs_dir)
             if args.json:
                 print(json.dumps([{"experiment": p.experiment.name, "action": p.action, "note": p.note,
                                    "run_dir": str(p.run_dir), "options": json_safe(p.experiment.options)}
@@ -78,11 +81,11 @@ def run(args: argparse.Namespace) -> int:
                 for p in plans:
                     print(f"{p.action:8} {p.experiment.name:32} {p.run_dir}" + (f"  ({p.note})" if p.note else ""))
             return 0
-        rows = run_suite(suite, args.data, args.out)
+        rows = run_suite(suite, args.data, runs_dir)
         title = f"ferlab leaderboard: {suite.name}"
     else:
-        if args.only or args.dry_run:
-            raise ConfigError("--only and --dry-run apply to a suite file, not to run directories")
+        if args.only or args.dry_run or args.runs:
+            raise ConfigError("--only, --dry-run and --runs apply to a suite file, not to run directories")
         rows = rows_from_runs(args.targets, args.out, data=args.data, tta=args.tta)
         title = "ferlab leaderboard"
     command = _command(args)

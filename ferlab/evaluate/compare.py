@@ -1,9 +1,9 @@
 """`ferlab compare`: train (or re-use / resume) every experiment of a suite, evaluate each, and rank them.
 
-Suite mode trains into DIR/runs/<name> with `ferlab.train.fit`: a run whose summary says `finished` and whose
-config.yaml matches the experiment's resolved config is re-used; an unfinished one is resumed; a finished one
-with another config is moved aside to `<name>.stale-N` and retrained. Runs mode builds the same rows from
-existing run directories. Every row is evaluated on the test split and timed on this machine.
+Suite mode trains into RUNS/<name> (default OUT/runs) with `ferlab.train.fit`: a run whose summary says
+`finished` and whose config.yaml matches the experiment's resolved config is re-used; an unfinished one is
+resumed; a finished one with another config is moved aside to `<name>.stale-N` and retrained. Runs mode
+builds the same rows from existing run directories. Every row is evaluated on the test split and timed on this machine.
 """
 
 from __future__ import annotations
@@ -92,11 +92,11 @@ def _same_config(run_dir: Path, cfg: Any) -> bool:
     return _comparable(stored, size) == _comparable(cfg.to_dict(), size)
 
 
-def plan_suite(suite: Suite, data: str | Path, out: str | Path) -> list[PlannedRun]:
-    """Decide, without side effects, what happens to each experiment."""
+def plan_suite(suite: Suite, data: str | Path, runs_dir: str | Path) -> list[PlannedRun]:
+    """Decide, without side effects, what happens to each experiment (trained into runs_dir/<name>)."""
     plans = []
     for exp in suite.experiments:
-        run_dir = Path(out) / "runs" / exp.name
+        run_dir = Path(runs_dir) / exp.name
         if exp.pretrained and exp.pretrained != "imagenet" and not Path(exp.pretrained).is_file():
             plans.append(PlannedRun(exp, run_dir, "skip", f"pretrained weights file {exp.pretrained} not found "
                                                          "(offline: place the file there to run this experiment)"))
@@ -218,11 +218,14 @@ def _log(message: str) -> None:
     print(f"ferlab compare: {message}", file=sys.stderr, flush=True)
 
 
-def run_suite(suite: Suite, data: str | Path, out: str | Path, *, progress: bool = True) -> list[LeaderboardRow]:
-    """Train/re-use/resume, evaluate and time every experiment; a failing experiment becomes a `failed` row."""
+def run_suite(suite: Suite, data: str | Path, runs_dir: str | Path, *, progress: bool = True) -> list[LeaderboardRow]:
+    """Train/re-use/resume, evaluate and time every experiment; a failing experiment becomes a `failed` row.
+
+    Each run gets its evaluation report (JSON/Markdown/HTML + pictures) in runs_dir/<name>/eval.
+    """
     cache = _DataCache(progress)
     rows = []
-    for plan in plan_suite(suite, data, out):
+    for plan in plan_suite(suite, data, runs_dir):
         exp = plan.experiment
         opts = exp.options
         base = {"experiment": exp.name, "model": str(opts["model"]), "classes": str(opts.get("classes", "7")),
@@ -236,7 +239,7 @@ def run_suite(suite: Suite, data: str | Path, out: str | Path, *, progress: bool
             if plan.action != "reuse":
                 _train(plan, data, progress)
             row = evaluate_run(plan.run_dir, name=exp.name, data=data, tta=exp.tta, speed=suite.speed, cache=cache,
-                               report_dir=Path(out) / "evals" / exp.name, progress=progress)
+                               report_dir=plan.run_dir / "eval", progress=progress)
         except FerlabError as err:
             _log(f"{exp.name}: failed: {err}")
             rows.append(LeaderboardRow(**base, status="failed", note=str(err).splitlines()[0][:300]))
