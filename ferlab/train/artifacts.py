@@ -31,6 +31,7 @@ def plot_curves(path: Path, history: list[dict[str, Any]], title: str = "") -> N
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -38,6 +39,7 @@ def plot_curves(path: Path, history: list[dict[str, Any]], title: str = "") -> N
         ax.plot(epochs, [r[f"train_{metric}"] for r in history], "o-", label="train")
         ax.plot(epochs, [r[f"val_{metric}"] for r in history], "s-", label="validation")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend()
