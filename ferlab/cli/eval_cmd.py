@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "leakage-free accuracy and the most confident mistakes.")
     p.add_argument("checkpoint", help="checkpoint file (.pt) or run directory")
     p.add_argument("--data", required=True, help="data source: FER2013 zip/folder/CSV or a class-per-folder dataset")
-    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--split", default="test",
+                   help="split to evaluate: test (default), private_test, val, train, or all (a whole foreign dataset)")
     p.add_argument("--tta", default="none", choices=("none", "flip", "tencrop"), help="test-time augmentation")
     p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default: 256)")
     p.add_argument("--limit", type=int, default=None, help="evaluate at most N evenly spaced images of the split")

@@ -22,9 +22,11 @@ def even_subset(ds: FaceDataset, limit: int | None) -> FaceDataset:
 
 def evaluate_dataset(clf, ds: FaceDataset, *, split: str = "test", tta: str = "none",  # noqa: ANN001
                      batch_size: int = 256, limit: int | None = None, progress: bool = False) -> EvalReport:
-    """Evaluate `clf` on one split of a loaded dataset; the `train` split's hashes give the leakage-free score."""
+    """Evaluate `clf` on one split (or `all`) of a loaded dataset; the `train` split's hashes give the leakage-free
+    score (none for `train` or `all`)."""
     part = even_subset(ds.split(split), limit)
-    train_hashes = ds.hashes[ds.splits == "train"] if split != "train" and (ds.splits == "train").any() else None
+    has_train = split not in ("train", "all") and (ds.splits == "train").any()
+    train_hashes = ds.hashes[ds.splits == "train"] if has_train else None
     return evaluate(clf, part, tta=tta, train_hashes=train_hashes, batch_size=batch_size, split_name=split,
                     progress=progress)
 
