@@ -79,7 +79,9 @@ def test_mixup_and_cutmix_keep_target_mass():
         again, targets2 = fn(x, t, 1.0, torch.Generator().manual_seed(0))
         assert torch.equal(mixed, again) and torch.equal(targets, targets2)
     same, hard = mix_batch(x, y, 3, mixup_alpha=0, cutmix_alpha=0, gen=torch.Generator())
-    assert same is x and torch.equal(hard, t)
+    assert same is x and hard is y
+    _, soft = mix_batch(x, y, 3, mixup_alpha=0.4, cutmix_alpha=0.4, gen=torch.Generator().manual_seed(0))
+    assert soft.shape == (6, 3) and torch.allclose(soft.sum(1), torch.ones(6))
 
 
 def test_affine_grid_matches_torch():

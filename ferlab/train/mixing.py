@@ -46,11 +46,12 @@ def cutmix(x: torch.Tensor, targets: torch.Tensor, alpha: float, gen: torch.Gene
 
 def mix_batch(x: torch.Tensor, labels: torch.Tensor, num_classes: int, *, mixup_alpha: float, cutmix_alpha: float,
               gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Soft targets for a batch, mixed by mixup or cutmix (one of the enabled, chosen at random per batch)."""
-    targets = one_hot(labels, num_classes)
+    """Soft targets for a batch mixed by mixup or cutmix (one of the enabled, chosen at random per batch);
+    without mixing, the int labels themselves (so the loss can use torch's fused kernel)."""
     choices = [fn for fn, a in ((mixup, mixup_alpha), (cutmix, cutmix_alpha)) if a > 0]
     if not choices:
-        return x, targets
+        return x, labels
+    targets = one_hot(labels, num_classes)
     pick = int(torch.randint(0, len(choices), (1,), generator=gen)) if len(choices) > 1 else 0
     alpha = mixup_alpha if choices[pick] is mixup else cutmix_alpha
     return choices[pick](x, targets, alpha, gen)
