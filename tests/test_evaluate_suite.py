@@ -108,3 +108,16 @@ def test_leaderboard_files_round_trip_and_readme_markers(tmp_path):
     text = readme.read_text()
     assert "| a | simple_cnn | 7 | 0.5000 | 0.4000 |" in text and "board/per_class_f1.png" in text
     assert text.startswith("intro\n<!-- leaderboard:start -->\n") and text.endswith("<!-- leaderboard:end -->\n")
+
+
+def test_merge_leaderboard_replaces_same_names_and_joins_commands(tmp_path):
+    from ferlab.evaluate.leaderboard import merge_leaderboard, write_leaderboard
+
+    assert merge_leaderboard(tmp_path, [], "c0") == ([], "c0")  # nothing there yet
+    write_leaderboard([LeaderboardRow("a", "m", "7", accuracy=0.1), LeaderboardRow("b", "m", "7", accuracy=0.2)],
+                      tmp_path, command="c1")
+    rows, command = merge_leaderboard(tmp_path, [LeaderboardRow("b", "m", "7", accuracy=0.3),
+                                                 LeaderboardRow("c", "m", "7", accuracy=0.4)], "c2")
+    assert {r.experiment: r.accuracy for r in rows} == {"a": 0.1, "b": 0.3, "c": 0.4}
+    assert command == "c1 && c2"
+    assert merge_leaderboard(tmp_path, [], "c1")[1] == "c1"

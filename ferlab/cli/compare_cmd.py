@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", default="none", choices=("none", "flip", "tencrop"), help="TTA for runs mode")
     p.add_argument("--readme", default=None, help="splice the leaderboard into this file between the "
                                                   "<!-- leaderboard:start/end --> markers")
+    p.add_argument("--merge", action="store_true", help="add these rows to the leaderboard already in --out (rows of "
+                                                       "the same experiment name are replaced), e.g. a second suite")
     p.add_argument("--json", action="store_true", help="print the leaderboard rows (or the plan) as JSON on stdout")
     p.set_defaults(func=run)
 
@@ -37,6 +39,8 @@ def _command(args: argparse.Namespace) -> str:
             parts += [flag, str(value)]
     if args.tta != "none":
         parts += ["--tta", args.tta]
+    if args.merge:
+        parts.append("--merge")
     return shlex.join(parts)
 
 
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ferlab.errors import ConfigError
     from ferlab.evaluate.compare import plan_suite, rows_from_runs, run_suite
-    from ferlab.evaluate.leaderboard import leaderboard_markdown, splice_readme, write_leaderboard
+    from ferlab.evaluate.leaderboard import leaderboard_markdown, merge_leaderboard, splice_readme, write_leaderboard
     from ferlab.evaluate.report import json_safe
     from ferlab.evaluate.suite import load_suite
 
@@ -89,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
         rows = rows_from_runs(args.targets, args.out, data=args.data, tta=args.tta)
         title = "ferlab leaderboard"
     command = _command(args)
+    if args.merge:
+        rows, command = merge_leaderboard(args.out, rows, command)
+        title = "ferlab leaderboard"
     paths = write_leaderboard(rows, args.out, title=title, command=command)
     if args.readme:
         splice_readme(args.readme, rows, args.out, command=command)

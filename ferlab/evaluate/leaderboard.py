@@ -20,6 +20,7 @@ from ferlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ferlab.labels import EMOTIONS
 
 __all__ = ["COLUMNS", "sort_rows", "leaderboard_markdown", "write_leaderboard", "splice_readme", "read_leaderboard",
+           "merge_leaderboard",
            "README_START", "README_END"]
 
 README_START, README_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
@@ -159,6 +160,18 @@ def read_leaderboard(out: str | Path) -> tuple[list[LeaderboardRow], str]:
         return [LeaderboardRow(**row) for row in data["rows"]], str(data.get("command") or "")
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ConfigError(f"cannot read leaderboard {path}: {err}") from None
+
+
+def merge_leaderboard(out: str | Path, rows: list[LeaderboardRow], command: str) -> tuple[list[LeaderboardRow], str]:
+    """Rows of the leaderboard already in `out` updated with `rows` (same experiment name: the new row wins), and
+    the commands that made them joined with `&&`; just (rows, command) when `out` holds no leaderboard yet."""
+    if not (Path(out) / "leaderboard.json").is_file():
+        return rows, command
+    old, old_command = read_leaderboard(out)
+    merged = {r.experiment: r for r in old}
+    merged.update({r.experiment: r for r in rows})
+    commands = [c for c in old_command.split(" && ") if c and c != command] + [command]
+    return list(merged.values()), " && ".join(commands)
 
 
 def splice_readme(readme: str | Path, rows: list[LeaderboardRow], out: str | Path, *, command: str) -> None:
