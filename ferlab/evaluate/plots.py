@@ -115,6 +115,10 @@ def heatmap_png(values: np.ndarray, rows: Sequence[str], cols: Sequence[str], *,
     """Rows x columns heat map with values in the cells; NaN cells (not applicable) are left blank."""
     fig = _figure(1.5 + 0.9 * len(cols), 1.0 + 0.4 * len(rows))
     ax = fig.add_subplot()
+    if not len(rows) or not len(cols):
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no finished experiment", ha="center", va="center")
+        return _png(fig)
     _matrix(ax, np.asarray(values, dtype=np.float64), rows, cols, ".2f", "viridis", vmax=1.0, dark_high=False)
     ax.set_title(title)
     return _png(fig)
