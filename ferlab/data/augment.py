@@ -123,12 +123,15 @@ def _affine(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.
 
 
 def _affine_grid(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """`F.affine_grid` (align_corners=False) by broadcasting: its batched matmul with K=3 is ~10x slower on CPU."""
+    """`F.affine_grid` (align_corners=False) as ONE matrix product over the batch: pixel coords (HW x 3) @ all the
+    matrices (3 x 2N). On CPU this is ~30x faster than affine_grid's batched matmul with its tiny K=3 inner size."""
     n, _, h, w = x.shape
-    t = theta.to(x.device, x.dtype).view(n, 6, 1, 1)
-    xs = ((torch.arange(w, device=x.device, dtype=x.dtype) * 2 + 1) / w - 1).view(1, 1, w)
-    ys = ((torch.arange(h, device=x.device, dtype=x.dtype) * 2 + 1) / h - 1).view(1, h, 1)
-    return torch.stack([t[:, 0] * xs + t[:, 1] * ys + t[:, 2], t[:, 3] * xs + t[:, 4] * ys + t[:, 5]], dim=-1)
+    xs = (torch.arange(w, device=x.device, dtype=x.dtype) * 2 + 1) / w - 1
+    ys = (torch.arange(h, device=x.device, dtype=x.dtype) * 2 + 1) / h - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    coords = torch.stack([gx.reshape(-1), gy.reshape(-1), torch.ones(h * w, device=x.device, dtype=x.dtype)], 1)
+    mats = theta.to(x.device, x.dtype).view(n, 2, 3).permute(2, 0, 1).reshape(3, 2 * n)
+    return (coords @ mats).view(h * w, n, 2).permute(1, 0, 2).reshape(n, h, w, 2)
 
 
 def _erase(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
