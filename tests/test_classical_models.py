@@ -123,3 +123,12 @@ def test_cli_train_and_eval_hog_svm(tiny, tmp_path, capsys) -> None:
     assert main(["eval", str(out / "best.pt"), "--data", str(data), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["model"] == "hog_svm" and 0.0 <= report["accuracy"] <= 1.0
+
+
+def test_pca_step_shrinks_to_small_data() -> None:
+    from ferlab.models.classical_features import TopComponents
+
+    feats = np.random.default_rng(0).normal(size=(10, 40))
+    out = TopComponents(256).fit(feats).transform(feats)
+    assert out.shape == (10, 10)
+    assert TopComponents(5).fit(feats).transform(feats[:3]).shape == (3, 5)

