@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ferlab.data.synthetic import synthetic_faces
+from ferlab.errors import ConfigError
 from ferlab.train import TrainConfig
 from ferlab.tune.space import parse_space
 from ferlab.tune.study import run_study
@@ -29,6 +30,9 @@ def test_three_trial_study_resumes_and_writes_reports(tiny, tmp_path) -> None:
     assert (second.trials_total, second.ran_now) == (4, 1)
     again = run_study(base, space, trials=4, out=out, dataset=tiny, progress=False)
     assert again.ran_now == 0 and again.trials_total == 4
+    with pytest.raises(ConfigError, match="tunes 'hog_svm'"):
+        run_study(base.replace(model="simple_cnn"), parse_space(None, "simple_cnn"), trials=5, out=out,
+                  dataset=tiny, progress=False)
     assert sorted(p.name for p in (out / "trials").iterdir()) == [f"trial_{i:04d}" for i in range(4)]
     rows = list(csv.DictReader((out / "trials.csv").open()))
     assert [int(r["trial"]) for r in rows] == list(range(4)) and all(r["model_kwargs.C"] for r in rows)

@@ -83,6 +83,15 @@ def _existing_count(out: Path) -> int:
     return len(finished_trials(open_study(out, 0)))
 
 
+def _check_same_model(study: Any, model: str, out: Path) -> None:
+    """A study tunes one model: continuing it with another would mix incomparable trials."""
+    previous = study.user_attrs.get("model")
+    if previous is None:
+        study.set_user_attr("model", model)
+    elif previous != model:
+        raise ConfigError(f"the study in {out} tunes '{previous}', not '{model}'; use another --out")
+
+
 def _objective(base: TrainConfig, space: SearchSpace, out: Path, trainer: Callable[..., Path], dataset: Any,
                progress: bool) -> Callable[[Any], float]:
     import optuna
@@ -138,6 +147,7 @@ def run_study(base: TrainConfig, space: SearchSpace, *, trials: int, out: str | 
 
         dataset = load_dataset(trial_base, trial_base.image_size or 48)
     study = open_study(out, seed, n_existing=_existing_count(out))
+    _check_same_model(study, base.model, out)
     done_before = len(finished_trials(study))
     remaining = trials - done_before
     if remaining > 0:
