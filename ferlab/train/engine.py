@@ -65,10 +65,12 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
-    bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2:  # a 1-sample batch breaks batch norm
-        bounds.pop()
-    return bounds
+    """Full batches only (the epoch's order changes, so every sample still gets its turn): a short last batch
+    breaks batch norm at size 1, and odd sizes crash torch 2.14's CPU backward of some channels_last strided
+    1x1 convolutions (e.g. mini_xception's shortcuts) when two threads run."""
+    if n <= batch_size:
+        return [(0, n)] if n >= 2 else []
+    return [(s, s + batch_size) for s in range(0, n - batch_size + 1, batch_size)]
 
 
 def train_one_epoch(

@@ -359,8 +359,8 @@ def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
 
 
 def _steps_per_epoch(n: int, world: int, batch_size: int) -> int:
-    per_rank = -(-n // world)
-    return max(per_rank // batch_size + (1 if per_rank % batch_size > 1 else 0), 1)
+    """Optimisation steps per epoch on each rank (full batches only, see engine._batches)."""
+    return max(-(-n // world) // batch_size, 1)
 
 
 def _train_loop(run: _Run, on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> None:
