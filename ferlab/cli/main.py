@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "eval_cmd",
     "compare_cmd",
     "models_cmd",
+    "predict_cmd",
     "serve_cmd",
     "train_cmd",
     "tune_cmd",
