@@ -87,14 +87,9 @@ class FaceDataset:
             return self
         if not 0.0 < fraction < 1.0:
             raise DataError(f"validation fraction must be in (0, 1), got {fraction}")
-        rng = np.random.default_rng(seed)
-        splits = self.splits.copy()
-        train_idx = np.flatnonzero(self.splits == "train")
-        for label in np.unique(self.labels[train_idx]):
-            members = train_idx[self.labels[train_idx] == label]
-            n_val = int(round(len(members) * fraction))
-            if n_val and len(members) > 1:
-                splits[rng.permutation(members)[:n_val]] = "val"
+        from ferlab.data.splits import stratified_carve
+
+        splits = stratified_carve(self.splits, self.labels, source="train", target="val", fraction=fraction, seed=seed)
         return replace(self, splits=splits)
 
     def with_scheme(self, scheme: ClassScheme) -> FaceDataset:

@@ -57,7 +57,7 @@ PRESETS: dict[str, ClassScheme] = {
 
 
 def resolve_scheme(spec: str | ClassScheme | None) -> ClassScheme:
-    """A preset name (`7`, `4`, `2`, `valence`), a class list (`angry,happy`) or merges (`pos=happy,surprise;neg=sad`)."""
+    """A preset (`7`, `4`, `2`, `valence`), a class list (`angry,happy`) or merges (`pos=happy,surprise;neg=sad`)."""
     if spec is None:
         return PRESETS["7"]
     if isinstance(spec, ClassScheme):

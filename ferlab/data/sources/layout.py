@@ -1,0 +1,59 @@
+"""Where a file sits tells its split and class: FER2013 file-name prefixes, split folders, class folders."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from ferlab.labels import canonical_label
+
+__all__ = ["IMAGE_SUFFIXES", "FILE_PREFIX_SPLITS", "SPLIT_FOLDERS", "is_image_path", "place"]
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"})
+
+#: FER2013 Kaggle file names carry the canonical split: `test/` holds both PublicTest and PrivateTest images.
+FILE_PREFIX_SPLITS: dict[str, str] = {"Training_": "train", "PublicTest_": "test", "PrivateTest_": "private_test"}
+
+#: Folder names (lower-cased) that mean a split rather than a class.
+SPLIT_FOLDERS: dict[str, str] = {
+    "train": "train",
+    "training": "train",
+    "test": "test",
+    "testing": "test",
+    "publictest": "test",
+    "public_test": "test",
+    "privatetest": "private_test",
+    "private_test": "private_test",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+}
+
+
+def is_image_path(path: str) -> bool:
+    return PurePosixPath(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def place(path: str) -> tuple[str, str | None, bool]:
+    """(split or "", canonical class or None, split_from_prefix) for a tree-relative POSIX path.
+
+    The class is the parent folder (aliases mapped, unknown names kept); the split comes from a FER2013
+    file-name prefix, else from the nearest split-named folder above the class folder, else "".
+    A file whose parent folder is a split folder (or the root) has no class (unlabelled).
+    """
+    pure = PurePosixPath(path)
+    dirs = pure.parts[:-1]
+    for prefix, split in FILE_PREFIX_SPLITS.items():
+        if pure.name.startswith(prefix):
+            prefix_split = split
+            break
+    else:
+        prefix_split = ""
+    if not dirs or dirs[-1].lower() in SPLIT_FOLDERS:
+        label = None
+        above = dirs
+    else:
+        label = canonical_label(dirs[-1])
+        above = dirs[:-1]
+    folder_split = next((SPLIT_FOLDERS[d.lower()] for d in reversed(above) if d.lower() in SPLIT_FOLDERS), "")
+    return (prefix_split or folder_split), label, bool(prefix_split)
