@@ -15,6 +15,8 @@ __all__ = ["main", "build_parser"]
 #: Command modules under `ferlab.cli`; each exposes `register(subparsers)` which adds its parser(s)
 #: and sets `func=callable(args) -> int`. Keep heavy imports (torch, cv2) inside the callables.
 COMMAND_MODULES: tuple[str, ...] = (
+    "data_cmd",
+    "demo_cmd",
     "eval_cmd",
     "compare_cmd",
     "models_cmd",

@@ -1,0 +1,119 @@
+"""`ferlab data audit|stats SOURCE`: inspect a face dataset without modifying it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["register", "run_audit", "run_stats"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    data = subparsers.add_parser("data", help="audit a dataset or print its statistics")
+    sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    audit = sub.add_parser("audit", help="find corrupt files, blanks, duplicates, leakage, label conflicts, imbalance")
+    audit.add_argument("source", help="FER2013 zip/folder/CSV or a class-per-folder dataset (folder or zip)")
+    audit.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    audit.add_argument("--out", default=None, help="write audit.json, audit.txt and PNG pictures into this folder")
+    audit.add_argument("--exclude", default=None,
+                       help="clean policy, comma-separated from duplicates,blank,conflicts,leakage: writes "
+                            "OUT/clean.json, a manifest for `ferlab train --set manifest=...` (sources untouched)")
+    audit.add_argument("--image-size", type=int, default=48, help="decode size (default 48)")
+    audit.add_argument("--no-near-duplicates", action="store_true", help="skip the perceptual-hash search")
+    audit.set_defaults(func=run_audit)
+
+    stats = sub.add_parser("stats", help="images per split and class, with a bar chart")
+    stats.add_argument("source", help="dataset source")
+    stats.add_argument("--out", default=None, help="write class_distribution.png here")
+    stats.add_argument("--json", action="store_true", help="print the counts as JSON")
+    stats.add_argument("--image-size", type=int, default=48, help="decode size (default 48)")
+    stats.set_defaults(func=run_stats)
+
+
+def _policy(text: str | None) -> list[str]:
+    from ferlab.data.audit import CLEAN_POLICIES
+    from ferlab.errors import ConfigError
+
+    items = [p.strip() for p in (text or "").split(",") if p.strip()]
+    unknown = [p for p in items if p not in CLEAN_POLICIES]
+    if unknown:
+        raise ConfigError(f"unknown --exclude item(s) {', '.join(unknown)}; choose from {', '.join(CLEAN_POLICIES)}")
+    return items
+
+
+def _table(report) -> str:  # noqa: ANN001
+    counts = report.class_counts
+    classes = report.classes
+    lines = [f"{report.source}: {report.num_images} images", f"{'split':<14}" + "".join(f"{c:>10}" for c in classes)
+             + f"{'total':>10}"]
+    for split, row in counts.items():
+        lines.append(f"{split:<14}" + "".join(f"{row[c]:>10}" for c in classes) + f"{sum(row.values()):>10}")
+    d = report.to_dict()
+    lines += [
+        f"corrupt files            {d['corrupt_files_count']}",
+        f"refused archive entries  {len(report.refused_entries)}",
+        f"blank / near-constant    {d['blank_images_count']}",
+        f"exact duplicate groups   {d['exact_duplicate_groups_count']} ({d['exact_duplicate_images']} images)",
+        f"cross-split (leakage)    {d['cross_split_duplicate_groups_count']} groups",
+        f"label-conflict groups    {d['label_conflict_groups_count']}",
+        f"near-duplicate groups    {d['near_duplicate_groups_count']}",
+    ]
+    if report.imbalance:
+        lines.append(f"imbalance                largest/smallest {report.imbalance['largest_to_smallest']}, smallest "
+                     f"{report.imbalance['smallest_class']} ({report.imbalance['smallest_share']:.1%})")
+    return "\n".join(lines)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from ferlab.data import load
+    from ferlab.data.audit import audit, clean_exclusions
+    from ferlab.data.manifest import write_manifest
+    from ferlab.data.plots import class_distribution_png, duplicate_gallery_png, sample_grid_png
+    from ferlab.io import atomic_write_json, atomic_write_text
+
+    policy = _policy(args.exclude)
+    ds = load(args.source, image_size=args.image_size, progress=not args.json)
+    report = audit(ds, near_duplicates=not args.no_near_duplicates)
+    text = _table(report)
+    if args.out:
+        out = Path(args.out)
+        atomic_write_json(out / "audit.json", report.to_dict())
+        atomic_write_text(out / "audit.txt", text + "\n")
+        class_distribution_png(report.class_counts, out / "class_distribution.png")
+        sample_grid_png(ds, out / "samples.png")
+        duplicate_gallery_png(ds, report.exact_duplicate_groups, out / "duplicates.png")
+        if policy:
+            excluded = clean_exclusions(ds, report, policy)
+            write_manifest(out / "clean.json", ds, excluded, policy)
+            print(f"ferlab: clean manifest excludes {len(excluded)} images: {out / 'clean.json'}", file=sys.stderr)
+    elif policy:
+        from ferlab.errors import ConfigError
+
+        raise ConfigError("--exclude writes a manifest: give --out DIR too")
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(text)
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from ferlab.data import load
+    from ferlab.data.plots import class_distribution_png
+
+    ds = load(args.source, image_size=args.image_size, progress=not args.json)
+    counts = ds.class_counts()
+    if args.out:
+        class_distribution_png(counts, Path(args.out) / "class_distribution.png")
+    if args.json:
+        print(json.dumps({"source": ds.source, "num_images": len(ds), "classes": list(ds.classes),
+                          "class_counts": counts}))
+        return 0
+    print(f"{ds.source}: {len(ds)} images")
+    print(f"{'split':<14}" + "".join(f"{c:>10}" for c in ds.classes) + f"{'total':>10}")
+    for split, row in counts.items():
+        print(f"{split:<14}" + "".join(f"{row[c]:>10}" for c in ds.classes) + f"{sum(row.values()):>10}")
+    return 0
