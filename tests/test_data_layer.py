@@ -277,3 +277,41 @@ def test_shared_fer2013_zip_counts_and_audit(fer2013_zip):
     assert report["blank_images_count"] > 0
     stds = ds.images[np.isin(ds.ids, report["blank_images"])].reshape(report["blank_images_count"], -1).std(axis=1)
     assert (stds < 3.0).all()
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny real PNG whose header claims `width` x `height` (valid CRC), as decompression bombs do."""
+    import struct
+    import zlib
+
+    data = bytearray(_png(np.zeros((2, 2), np.uint8)))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def test_absurd_image_dimensions_are_refused(tmp_path, small):
+    with zipfile.ZipFile(tmp_path / "dims.zip", "w") as zf:
+        zf.writestr("train/happy/Training_1.png", _png(small.images[0]))
+        zf.writestr("train/sad/Training_2.png", _png(small.images[1]))
+        zf.writestr("train/sad/Training_huge.png", _png_claiming(50_000, 50_000))
+    ds = load(tmp_path / "dims.zip", progress=False)
+    assert len(ds) == 2
+    assert any("Training_huge" in str(entry) for entry in ds.meta["refused_entries"])
+
+
+def test_a_failed_cache_write_leaves_no_partial_file(tmp_path, small, monkeypatch):
+    root = write_image_folder(small, tmp_path / "fer.zip")
+    cache = tmp_path / "cache"
+
+    def broken_savez(fh, **arrays):  # noqa: ANN001, ANN003
+        fh.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(DataError, match="cannot write the dataset cache"):
+        load(root, cache_dir=cache, progress=False)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+    monkeypatch.undo()
+    assert len(load(root, cache_dir=cache, progress=False)) == len(small)
