@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "data_cmd",
     "demo_cmd",
     "eval_cmd",
+    "explain_cmd",
     "compare_cmd",
     "models_cmd",
     "predict_cmd",

@@ -1,0 +1,73 @@
+"""`ferlab explain IMAGE...` on a checkpoint trained once on tiny synthetic faces."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ferlab.cli.main import main
+from ferlab.data.synthetic import synthetic_faces, write_image_folder
+
+CLASSES = ("angry", "happy", "sad")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from ferlab.train import TrainConfig, fit
+
+    root = tmp_path_factory.mktemp("explain-tiny")
+    faces = synthetic_faces(n_per_class=10, classes=CLASSES, seed=0)
+    data = write_image_folder(faces, root / "fer", "fer2013")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FERLAB_CACHE_DIR", str(root / "cache"))
+        run = fit(TrainConfig(model="sequential_small", data=str(data), epochs=1, batch_size=8, augment="none",
+                              val_fraction=0.2, out=str(root / "run"), progress=False))
+    crop = root / "face.png"
+    Image.fromarray(faces.images[0]).save(crop)
+    return {"ckpt": run / "best.pt", "crop": crop, "root": root}
+
+
+def test_json_lines_with_region_shares_and_overlays(tiny, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    code = main(["explain", str(tiny["crop"]), str(bad), "--model", str(tiny["ckpt"]), "--no-detect",
+                 "--method", "occlusion", "--out", str(tmp_path / "out"), "--json"])
+    assert code == 0
+    good, broken = (json.loads(line) for line in capsys.readouterr().out.strip().splitlines())
+    assert good["error"] is None and len(good["faces"]) == 1
+    face = good["faces"][0]
+    assert face["predicted"] in CLASSES and face["target"] == face["predicted"]
+    assert set(face["probs"]) == set(CLASSES)
+    assert {"brows", "eyes", "nose", "mouth"} <= set(face["regions"])
+    assert sum(face["regions"].values()) == pytest.approx(1.0, abs=1e-3)
+    overlay = Image.open(face["overlay"])
+    assert overlay.size[0] > 48 and np.asarray(overlay).std() > 0
+    assert broken["faces"] == [] and broken["error"]
+
+
+def test_target_explains_another_class(tiny, capsys):
+    assert main(["explain", str(tiny["crop"]), "--model", str(tiny["ckpt"]), "--no-detect", "--target", "sad",
+                 "--json"]) == 0
+    face = json.loads(capsys.readouterr().out)["faces"][0]
+    assert face["target"] == "sad"
+    assert sum(face["regions"].values()) == pytest.approx(1.0, abs=1e-3) or not any(face["regions"].values())
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--method", "saliency-magic"], "unknown explanation method"),
+    (["--target", "contempt"], "not one of this model's classes"),
+])
+def test_bad_method_or_target_is_one_line_error(tiny, capsys, extra, message):
+    assert main(["explain", str(tiny["crop"]), "--model", str(tiny["ckpt"]), "--no-detect", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_image_without_face_and_nothing_processed_exits_non_zero(tiny, tmp_path, capsys):
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((200, 200, 3), 127, np.uint8)).save(blank)
+    assert main(["explain", str(blank), "--model", str(tiny["ckpt"]), "--detector", "haar", "--json"]) == 1
+    assert "no face" in json.loads(capsys.readouterr().out)["error"]
