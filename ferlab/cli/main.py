@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo_cmd",
     "eval_cmd",
     "explain_cmd",
+    "export_cmd",
     "compare_cmd",
     "models_cmd",
     "predict_cmd",

@@ -34,7 +34,9 @@ CHECKPOINT_BACKENDS: dict[str, str] = {
     "estimator": "ferlab.train.classical:ClassicalClassifier.from_checkpoint",
 }
 #: file suffix -> "module:callable(path) -> Classifier" for files that are not torch checkpoints (e.g. ".onnx").
-FILE_BACKENDS: dict[str, str] = {}
+FILE_BACKENDS: dict[str, str] = {
+    ".onnx": "ferlab.export.ort_backend:load_onnx_classifier",
+}
 
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
