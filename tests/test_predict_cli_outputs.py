@@ -1,0 +1,68 @@
+"""`ferlab predict`: --shard partitions, --csv rows, --out annotated images, bad --shard."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ferlab.cli.main import main
+from ferlab.models import create_model
+from ferlab.train.checkpoint import FORMAT, VERSION, save_checkpoint
+
+CLASSES = ["angry", "happy", "sad"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict-out")
+    torch.manual_seed(0)
+    model = create_model("simple_cnn", num_classes=3)
+    ckpt = save_checkpoint(root / "m.pt", {"format": FORMAT, "version": VERSION, "model_name": "simple_cnn",
+                                           "model_kwargs": {}, "classes": CLASSES, "image_size": 48,
+                                           "config": {}, "epoch": 1, "metrics": {},
+                                           "model_state": model.state_dict()})
+    crops = root / "crops" / "nested"
+    crops.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k in range(7):
+        Image.fromarray(rng.integers(0, 256, (48, 48), dtype=np.uint8)).save(crops / f"face{k}.png")
+    return {"ckpt": ckpt, "crops": root / "crops"}
+
+
+def _paths(capsys) -> list[str]:
+    return [json.loads(line)["path"] for line in capsys.readouterr().out.strip().splitlines()]
+
+
+def test_shards_are_disjoint_and_cover_the_folder(setup, capsys):
+    base = ["predict", str(setup["crops"]), "--model", str(setup["ckpt"]), "--no-detect", "--json"]
+    assert main(base) == 0
+    everything = _paths(capsys)
+    parts = []
+    for i in (1, 2, 3):
+        assert main([*base, "--shard", f"{i}/3"]) == 0
+        parts.append(_paths(capsys))
+    assert sorted(p for part in parts for p in part) == sorted(everything) and len(everything) == 7
+    assert all(set(a).isdisjoint(b) for a in parts for b in parts if a is not b)
+
+
+def test_csv_rows_and_annotated_images(setup, tmp_path, capsys):
+    assert main(["predict", str(setup["crops"]), "--model", str(setup["ckpt"]), "--no-detect",
+                 "--csv", str(tmp_path / "faces.csv"), "--out", str(tmp_path / "annotated")]) == 0
+    rows = list(csv.DictReader((tmp_path / "faces.csv").open()))
+    assert len(rows) == 7 and {r["label"] for r in rows} <= set(CLASSES)
+    assert all(abs(sum(float(r[c]) for c in CLASSES) - 1) < 1e-3 for r in rows)
+    pictures = sorted((tmp_path / "annotated").glob("*.annotated.png"))
+    assert len(pictures) == 7
+    original = np.asarray(Image.open(setup["crops"] / "nested" / "face0.png").convert("RGB"))
+    assert not np.array_equal(np.asarray(Image.open(pictures[0])), original)
+
+
+@pytest.mark.parametrize("bad", ["0/3", "4/3", "x/y", "2"])
+def test_bad_shard_is_a_one_line_error(setup, capsys, bad):
+    assert main(["predict", str(setup["crops"]), "--model", str(setup["ckpt"]), "--shard", bad]) == 2
+    assert capsys.readouterr().err.strip().startswith("ferlab: error: --shard")
