@@ -9,9 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -19,6 +16,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
+from ferlab.serve.launch import serve_subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,39 +32,16 @@ def face_jpeg() -> bytes:
     return buf.getvalue()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def running_server(model: str | None, concurrency: int, queue: int):
     """Start `ferlab serve` on a free local port and yield its URL once /healthz answers."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "ferlab", "serve", "--port", str(port), "--workers-concurrency", str(concurrency),
-           "--queue-size", str(queue)] + (["--model", model] if model else [])
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
+    args = ["--workers-concurrency", str(concurrency), "--queue-size", str(queue)]
+    args += ["--model", model] if model else []
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"ferlab serve exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("ferlab serve did not start within 180 s") from None
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with serve_subprocess(args, cwd=ROOT) as url:
+            yield url
+    except RuntimeError as err:
+        raise SystemExit(str(err)) from None
 
 
 async def client(http: httpx.AsyncClient, url: str, photo: bytes, until: float, backoff: float,

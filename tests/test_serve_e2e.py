@@ -7,15 +7,13 @@ Screenshots go to test-artifacts/ (git-ignored).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+
+from ferlab.serve.launch import serve_subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -57,12 +55,6 @@ def astronaut_frames(count: int = 25, size: int = 384) -> list[np.ndarray]:
     return frames
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def media(tmp_path_factory) -> dict[str, Path]:
     from PIL import Image
@@ -91,32 +83,12 @@ def server() -> str:
         return
     if not MODELS.is_dir() or not any(MODELS.iterdir()):
         pytest.skip(f"no bundled model in {MODELS} yet")
-    port = free_port()
-    log = open(ARTIFACTS / "serve_e2e_server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "ferlab", "serve", "--port", str(port)], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"ferlab serve exited with {proc.returncode}; see {log.name}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"ferlab serve did not answer /healthz within 180 s; see {log.name}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
+    with open(ARTIFACTS / "serve_e2e_server.log", "wb") as log:
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            with serve_subprocess(cwd=ROOT, log=log) as url:
+                yield url
+        except RuntimeError as err:
+            pytest.fail(f"{err}; see {log.name}")
 
 
 @pytest.fixture(scope="module")
