@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "serve_cmd",
     "train_cmd",
     "tune_cmd",
+    "webcam_cmd",
 )
 
 

@@ -1,4 +1,4 @@
-"""`ferlab predict PATH...`: emotions of every face in images, folders (recursive) or globs, one JSON line per input."""
+"""`ferlab predict PATH...`: emotions of every face in images, videos, folders (recursive) or globs; JSON lines."""
 
 from __future__ import annotations
 
@@ -10,18 +10,21 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["register", "iter_inputs"]
+__all__ = ["register", "iter_inputs", "add_video_flags", "video_config"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
 def iter_inputs(paths: list[str]) -> Iterator[str]:
-    """Files named, folders walked recursively in sorted order (image suffixes only), globs expanded."""
+    """Files named, folders walked recursively in sorted order (image and video suffixes only), globs expanded."""
+    from ferlab.predict.video import VIDEO_SUFFIXES
+
+    wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     for raw in paths:
         if os.path.isdir(raw):
             for root, dirs, files in os.walk(raw):
                 dirs.sort()
-                yield from (os.path.join(root, f) for f in sorted(files) if Path(f).suffix.lower() in IMAGE_SUFFIXES)
+                yield from (os.path.join(root, f) for f in sorted(files) if Path(f).suffix.lower() in wanted)
         elif glob.has_magic(raw):
             yield from sorted(glob.glob(raw, recursive=True))
         else:
@@ -61,37 +64,97 @@ def _annotated(path: str, faces: list, out: Path) -> None:  # noqa: ANN001
         Image.fromarray(annotate(load_image(path), faces)).save(tmp, format="PNG")
 
 
+def add_video_flags(p: argparse.ArgumentParser) -> None:
+    """--smooth and --detect-every (shared by `ferlab predict` for videos and `ferlab webcam`)."""
+    p.add_argument("--smooth", type=float, default=None, metavar="ALPHA",
+                   help="video/webcam: EMA weight of the newest frame's probabilities per tracked face, 0 or 1 = off "
+                        "(default: 0.3)")
+    p.add_argument("--detect-every", type=int, default=None, metavar="N",
+                   help="video/webcam: run the face detector every N frames and track faces in between (default: 3)")
+
+
+def video_config(args: argparse.Namespace, **overrides: object):  # noqa: ANN201 - VideoConfig, imported lazily
+    """The VideoConfig of the video flags given on the command line (defaults for the rest)."""
+    from ferlab.predict.video import VideoConfig
+
+    given = {"smooth": args.smooth, "detect_every": args.detect_every}
+    return VideoConfig(**{k: v for k, v in given.items() if v is not None}, **overrides)
+
+
+def _video(pred, path: str, out: Path | None, cfg, detect: bool) -> dict:  # noqa: ANN001
+    """One video -> its JSON summary (`error` set instead of raising for bad input)."""
+    from ferlab.errors import FerlabError
+    from ferlab.predict.video import process_video
+
+    try:
+        result = process_video(pred, path, out, cfg, detect=detect)
+    except FerlabError as err:
+        return {"path": path, "kind": "video", "frames": 0, "fps": None, "tracks": [], "outputs": None,
+                "error": str(err)}
+    return result.to_dict(None if result.tracks else f"{path}: no face found in any frame")
+
+
+def _images(pred, paths: Iterator[str], detect: bool) -> Iterator[tuple[str, list, str | None]]:  # noqa: ANN001
+    """(path, predictions, error) per image, crops of many images classified together."""
+    for path, result in pred.predict_batch(paths, detect=detect):
+        if isinstance(result, Exception):
+            yield path, [], str(result)
+        else:
+            yield path, list(result), None if result else f"{path}: no face found"
+
+
 def _run(args: argparse.Namespace) -> int:
     import csv
+    import itertools
 
     from ferlab.io import atomic_open
     from ferlab.predict import Predictor
+    from ferlab.predict.video import is_video_path
 
     index, count = parse_shard(args.shard)
+    cfg = video_config(args)
     kw = {"detector": args.detector, "batch_size": args.batch_size}
     pred = Predictor.from_checkpoint(args.model, **kw) if args.model else Predictor.from_pretrained(**kw)
     out = Path(args.out) if args.out else None
+    detect = not args.no_detect
     ok = 0
     with (atomic_open(args.csv, "w", newline="", encoding="utf-8") if args.csv else open(os.devnull, "w")) as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "face", "x", "y", "w", "h", "score", "label", *pred.classes, "error"])
-        for path, result in pred.predict_batch(shard(iter_inputs(args.paths), index, count),
-                                               detect=not args.no_detect):
-            found = [] if isinstance(result, Exception) else list(result)
-            faces = [f.to_dict() for f in found]
-            error = str(result) if isinstance(result, Exception) else (None if faces else f"{path}: no face found")
-            ok += error is None
-            for k, f in enumerate(faces):
-                writer.writerow([path, k, *f["box"], f"{f['score']:.4f}", f["label"],
-                                 *(f"{f['probs'][c]:.4f}" for c in pred.classes), ""])
-            if error:
-                writer.writerow([path, "", "", "", "", "", "", "", *[""] * len(pred.classes), error])
-            if out is not None and found:
-                _annotated(path, found, out)
-            if args.json:
-                print(json.dumps({"path": path, "faces": faces, "error": error}), flush=True)
-            else:
-                print(f"{path}: " + (error or ", ".join(f"{f['label']} {f['probs'][f['label']]:.2f}" for f in faces)))
+        blank = [""] * len(pred.classes)
+        for videos, group in itertools.groupby(shard(iter_inputs(args.paths), index, count), key=is_video_path):
+            if videos:
+                for path in group:
+                    summary = _video(pred, path, out, cfg, detect)
+                    error = summary["error"]
+                    ok += error is None
+                    for t in summary["tracks"]:  # one row per track: its dominant emotion and mean probabilities
+                        writer.writerow([path, t["id"], "", "", "", "", "", t["dominant"],
+                                         *(f"{t['mean_probs'][c]:.4f}" for c in pred.classes), ""])
+                    if error:
+                        writer.writerow([path, "", "", "", "", "", "", "", *blank, error])
+                    if args.json:
+                        print(json.dumps(summary), flush=True)
+                    else:
+                        tracks = ", ".join(f"#{t['id']} {t['dominant']}" for t in summary["tracks"])
+                        print(f"{path}: " + (error or f"{summary['frames']} frames, {len(summary['tracks'])} "
+                                                      f"tracks: {tracks}"))
+                continue
+            for path, found, error in _images(pred, group, detect):
+                faces = [f.to_dict() for f in found]
+                ok += error is None
+                for k, f in enumerate(faces):
+                    writer.writerow([path, k, *f["box"], f"{f['score']:.4f}", f["label"],
+                                     *(f"{f['probs'][c]:.4f}" for c in pred.classes), ""])
+                if error:
+                    writer.writerow([path, "", "", "", "", "", "", "", *blank, error])
+                if out is not None and found:
+                    _annotated(path, found, out)
+                if args.json:
+                    print(json.dumps({"path": path, "faces": faces, "error": error}), flush=True)
+                else:
+                    print(f"{path}: " + (error or ", ".join(f"{f['label']} {f['probs'][f['label']]:.2f}"
+                                                            for f in faces)))
     if not ok:
         print("ferlab: error: no input could be processed", file=sys.stderr)
         return 1
@@ -99,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("predict", help="emotions of the faces in images, folders or globs")
+    p = subparsers.add_parser("predict", help="emotions of the faces in images, videos, folders or globs")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--model", help="checkpoint (.pt) or export (.onnx); default: the bundled model")
     p.add_argument("--json", action="store_true", help="one JSON line per input on stdout")
@@ -109,5 +172,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="process only shard I of N of the sorted inputs (for Slurm/Ray/Kubernetes job arrays)")
     p.add_argument("--csv", default=None, metavar="FILE", help="also write one CSV row per face (or error)")
-    p.add_argument("--out", default=None, metavar="DIR", help="write annotated images (boxes, labels, bars) here")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write annotated images (boxes, labels, bars) here; for a video: <stem>.annotated.mp4, "
+                        "<stem>.frames.csv and <stem>.emotions.png")
+    add_video_flags(p)
     p.set_defaults(func=_run)
