@@ -1,6 +1,7 @@
 """Prediction speed on this machine: batched aligned faces/s (PyTorch, ONNX Runtime), single-face latency, a
-1280x720 photo detected + classified, 640x480 frames per second, and the hand-written "Haar + per-face model
-call" loop people write as the baseline.
+1280x720 photo detected + classified, 640x480 frames per second (single photos, and a whole video file through the
+video pipeline: detection every few frames on a downscaled copy, tracking, classification, smoothing, annotated MP4 +
+CSV written), and the hand-written "Haar + per-face model call" loop people write as the baseline.
 
 Run: .venv/bin/python benchmarks/bench_predict.py [--model CHECKPOINT] [--model-name fer_resnet]
 Without --model it uses the bundled model if present, else an untrained model of --model-name (speed does not
@@ -63,6 +64,21 @@ def _scene(width: int, height: int) -> np.ndarray:
     return canvas
 
 
+def _video(path: Path, frames: int = 90, fps: float = 30.0) -> Path:
+    """A 640x480 clip: the astronaut (about 240 px) drifting right 2 px per frame on a plain background."""
+    import cv2
+    from skimage import data
+
+    face = cv2.resize(data.astronaut(), (240, 240), interpolation=cv2.INTER_AREA)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (640, 480))
+    for k in range(frames):
+        canvas = np.full((480, 640, 3), 90, np.uint8)
+        canvas[120:360, 40 + 2 * k:280 + 2 * k] = face
+        writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
@@ -75,6 +91,7 @@ def main() -> None:
 
     from ferlab.export.onnx import export_onnx
     from ferlab.predict.predictor import Predictor
+    from ferlab.predict.video import VideoConfig, process_video
     from ferlab.train.checkpoint import load_classifier
 
     rows: list[tuple[str, str, str]] = []
@@ -99,6 +116,11 @@ def main() -> None:
         frame = _scene(640, 480)
         frame_s = _timed(lambda: predictor.predict(frame), args.repeats)
         rows.append(("640x480 frames/s, detect + classify", f"{1 / frame_s:.1f}", ">= 30"))
+        clip, vcfg = _video(tmp / "clip.mp4"), VideoConfig(progress=False)
+        tracks = len(process_video(predictor, clip, tmp / "video-out", vcfg).tracks)
+        video_s = _timed(lambda: process_video(predictor, clip, tmp / "video-out", vcfg), max(1, args.repeats // 2))
+        rows.append((f"640x480 video file frames/s, --out ({tracks} track, detect 1/{vcfg.detect_every})",
+                     f"{90 / video_s:.1f}", ">= 30"))
 
         # The baseline people write by hand: Haar cascade, then one model call per face.
         cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
