@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ferlab-installed
 
-.PHONY: venv demo test lint bench clean browser
+.PHONY: venv demo test lint bench clean browser bundle
 
 venv: $(STAMP)
 
@@ -38,3 +38,18 @@ bench: venv
 
 clean:
 	rm -rf demo-out .pytest_cache .ruff_cache
+
+# The bundled model from a finished training run: slim fp16 .pt + ONNX twin, val/test reports, model card.
+RUN ?= runs/bundled
+DATA ?= ../shared/data/fer2013.zip
+ASSETS := ferlab/assets/models
+bundle: venv
+	$(BIN)/ferlab export $(RUN) --bundle $(ASSETS)/default.pt --half
+	$(BIN)/ferlab export $(ASSETS)/default.pt --onnx $(ASSETS)/default.onnx
+	mkdir -p docs/bundled
+	for t in none flip tencrop; do \
+		$(BIN)/ferlab eval $(ASSETS)/default.pt --data $(DATA) --split val --tta $$t --json > docs/bundled/eval_val_$$t.json || exit 1; \
+		$(BIN)/ferlab eval $(ASSETS)/default.pt --data $(DATA) --split test --tta $$t --json --out docs/bundled/eval_test_$$t > docs/bundled/eval_test_$$t.json || exit 1; \
+	done
+	cp $(RUN)/config.yaml $(RUN)/metrics.csv $(RUN)/curves.png $(RUN)/summary.json docs/bundled/
+	$(BIN)/python -m ferlab.export.model_card --run $(RUN) --eval docs/bundled/eval_*.json --model $(ASSETS)/default.pt --out $(ASSETS)/MODEL_CARD.md

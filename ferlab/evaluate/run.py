@@ -10,7 +10,7 @@ import numpy as np
 from ferlab.data.dataset import FaceDataset
 from ferlab.evaluate.report import EvalReport, evaluate
 
-__all__ = ["evaluate_checkpoint", "evaluate_dataset", "even_subset"]
+__all__ = ["evaluate_checkpoint", "evaluate_dataset", "even_subset", "with_training_validation"]
 
 
 def even_subset(ds: FaceDataset, limit: int | None) -> FaceDataset:
@@ -18,6 +18,12 @@ def even_subset(ds: FaceDataset, limit: int | None) -> FaceDataset:
     if limit is None or limit >= len(ds):
         return ds
     return ds.subset(np.linspace(0, len(ds) - 1, num=max(int(limit), 1)).round().astype(np.int64))
+
+
+def with_training_validation(ds: FaceDataset, config: dict) -> FaceDataset:
+    """Re-carve the validation split a training run selected its model on (its val_fraction and seed), so that
+    `--split val` scores the model on the images it chose by, never on test."""
+    return ds.with_validation(float(config.get("val_fraction") or 0.1), seed=int(config.get("seed") or 0))
 
 
 def evaluate_dataset(clf, ds: FaceDataset, *, split: str = "test", tta: str = "none",  # noqa: ANN001
@@ -50,6 +56,8 @@ def evaluate_checkpoint(
     path = Path(checkpoint)
     clf = load_classifier(path / "best.pt" if (path / "best.pt").is_file() else path)
     ds = load(data, image_size=clf.image_size, progress=progress)
+    if split == "val":
+        ds = with_training_validation(ds, clf.info.get("config") or {})
     report = evaluate_dataset(clf, ds, split=split, tta=tta, batch_size=batch_size, limit=limit, progress=progress)
     if out is not None:
         from ferlab.evaluate.writers import write_report

@@ -1,0 +1,88 @@
+"""The bundling chain (`make bundle`): slim fp16 .pt + ONNX twin, val/test eval reports, model card, default.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ferlab.cli.main import main as ferlab
+from ferlab.data.synthetic import synthetic_faces, write_image_folder
+from ferlab.export.model_card import choose_tta
+from ferlab.export.model_card import main as card_main
+
+
+def _report(split: str, tta: str, acc: float) -> dict:
+    return {"split": split, "tta": tta, "accuracy": acc}
+
+
+def test_choose_tta_prefers_the_cheapest_mode_within_the_gain_threshold() -> None:
+    reports = [_report("val", "none", 0.600), _report("val", "flip", 0.610), _report("val", "tencrop", 0.611)]
+    assert choose_tta(reports) == "flip"
+    assert choose_tta(reports, min_gain=0.02) == "none"
+    assert choose_tta([_report("val", "none", 0.5), _report("val", "tencrop", 0.6)]) == "tencrop"
+    assert choose_tta([]) == "none"
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A tiny trained run bundled the way `make bundle` does it, with its eval reports."""
+    root = tmp_path_factory.mktemp("bundle")
+    data = root / "faces.zip"
+    write_image_folder(synthetic_faces(n_per_class=12, seed=0), data, layout="fer2013")
+    run, assets = root / "run", root / "assets"
+    assert ferlab(["train", "--model", "simple_cnn", "--data", str(data), "--epochs", "1", "--out", str(run),
+                   "--no-progress", "--threads", "1"]) == 0
+    assert ferlab(["export", str(run), "--bundle", str(assets / "default.pt"), "--half"]) == 0
+    assert ferlab(["export", str(assets / "default.pt"), "--onnx", str(assets / "default.onnx")]) == 0
+    return root, run, assets
+
+
+def _eval_json(capsys: pytest.CaptureFixture, model: Path, data: Path, split: str, tta: str, out: Path) -> Path:
+    capsys.readouterr()
+    assert ferlab(["eval", str(model), "--data", str(data), "--split", split, "--tta", tta, "--json"]) == 0
+    path = out / f"eval_{split}_{tta}.json"
+    path.write_text(capsys.readouterr().out)
+    return path
+
+
+@pytest.mark.slow
+def test_bundle_chain_writes_a_card_with_the_reports_figures(bundled, capsys) -> None:  # noqa: ANN001
+    root, run, assets = bundled
+    data = root / "faces.zip"
+    evals = [_eval_json(capsys, assets / "default.pt", data, split, tta, root)
+             for split in ("val", "test") for tta in ("none", "flip")]
+    val_none = json.loads(evals[0].read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    assert val_none["num_images"] == summary["val_images"]  # --split val re-carves the run's own validation split
+
+    card = root / "MODEL_CARD.md"
+    assert card_main(["--run", str(run), "--eval", *map(str, evals), "--model", str(assets / "default.pt"),
+                      "--out", str(card)]) == 0
+    text = card.read_text()
+    meta = json.loads((assets / "default.json").read_text())
+    assert meta["tta"] in ("none", "flip") and meta["backend"] == "onnx"
+    shipped = json.loads((root / f"eval_test_{meta['tta']}.json").read_text())
+    assert f"{100 * shipped['accuracy']:.2f}%" in text
+    for cls, stats in shipped["per_class"].items():
+        assert f"| {cls} | {stats['precision']:.3f} | {stats['recall']:.3f} |" in text
+    assert "## Known failure modes" in text and "## Intended and unintended uses" in text
+    assert set(meta["faces_per_second"]) == {"none", "flip", "tencrop"}
+    assert all(v > 0 for v in meta["faces_per_second"].values())
+
+
+@pytest.mark.slow
+def test_from_pretrained_prefers_the_onnx_twin_named_in_default_json(bundled, monkeypatch) -> None:  # noqa: ANN001
+    from ferlab.export.ort_backend import OnnxClassifier
+    from ferlab.predict import predictor as predictor_mod
+    from ferlab.train.checkpoint import TorchClassifier
+
+    _, _, assets = bundled
+    monkeypatch.setattr(predictor_mod, "bundled_model_path", lambda: assets / "default.pt")
+    (assets / "default.json").write_text(json.dumps({"tta": "flip", "backend": "onnx"}))
+    p = predictor_mod.Predictor.from_pretrained()
+    assert isinstance(p.classifier, OnnxClassifier) and p.tta == "flip"
+    (assets / "default.json").write_text(json.dumps({"tta": "none", "backend": "torch"}))
+    p = predictor_mod.Predictor.from_pretrained()
+    assert isinstance(p.classifier, TorchClassifier) and p.tta == "none"
