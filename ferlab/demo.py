@@ -77,7 +77,7 @@ def demo_html(predictions: list[dict], explanations: list[dict], predict_dir: Pa
                             for r, v in sorted(regions.items(), key=lambda kv: -kv[1]))
             picture = _img(overlay, 192) if overlay.is_file() else ""
             parts.append(f"<figure>{picture}<figcaption>{esc(Path(rec['path']).name)} face {k}: "
-                         f"{esc(str(face.get('label', '')))}<table>{table}</table></figcaption></figure>")
+                         f"{esc(str(face.get('predicted', '')))}<table>{table}</table></figcaption></figure>")
     audit_html = audit_dir / "audit.html"
     if audit_html.is_file():
         parts.append(f"<h2>Data audit</h2><p>See <a href='{esc(str(audit_html.name))}'>the audit report</a> "

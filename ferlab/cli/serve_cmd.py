@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from ferlab.predict import Predictor
     from ferlab.serve.app import create_app
 
-    predictor = Predictor.from_checkpoint(args.model) if args.model else Predictor.from_pretrained()
+    # torch, not the ONNX twin: /v1/explain needs gradients
+    predictor = Predictor.from_checkpoint(args.model) if args.model else Predictor.from_pretrained(backend="torch")
     app = create_app(predictor, settings=settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
