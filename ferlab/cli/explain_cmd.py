@@ -1,4 +1,5 @@
-"""`ferlab explain IMAGE...`: heat-map overlays and facial-region shares for every face of each image."""
+"""`ferlab explain IMAGE...`: heat-map overlays and facial-region shares for every face of each image (plus, with
+`--features`, first-layer filters and activation maps); `ferlab explain --data SOURCE`: the dataset-level report."""
 
 from __future__ import annotations
 
@@ -13,37 +14,113 @@ __all__ = ["register", "run"]
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("explain", help="show which facial regions drive each face's predicted emotion",
                               description="Heat-map overlays (PNG) and region shares (brows, eyes, nose, mouth, "
-                                          "jaw/cheeks, other) per face, for the predicted class or --target.")
-    p.add_argument("images", nargs="+", help="image files")
+                                          "jaw/cheeks, other) per face, for the predicted class or --target. "
+                                          "With --data: the dataset report (mean heat maps per emotion, region x "
+                                          "emotion table, faithfulness and sanity checks, report.html).")
+    p.add_argument("images", nargs="*", help="image files (or use --data for a whole split)")
     p.add_argument("--model", default=None, help="checkpoint (.pt or run dir); default: the bundled model")
     p.add_argument("--no-detect", action="store_true", help="treat each image as an already cropped face")
     p.add_argument("--detector", default="auto", help="face detector: auto, centerface, haar")
     p.add_argument("--method", default="gradcam", help="gradcam, gradcam++, scorecam, occlusion or ig")
     p.add_argument("--target", default=None, help="explain this class instead of the predicted one ('why not sad?')")
-    p.add_argument("--out", default=None, help="write <image>_face<k>_<method>.png overlays here")
-    p.add_argument("--json", action="store_true", help="print one JSON line per image")
+    p.add_argument("--out", default=None, help="write <image>_face<k>_<method>.png overlays here "
+                                               "(with --data: the report folder)")
+    p.add_argument("--json", action="store_true", help="print one JSON line per image (with --data: the summary)")
+    p.add_argument("--features", action="store_true",
+                   help="also write <image>.filters.png (first-layer filters) and <image>.activations.png "
+                        "(per-layer activation maps of the first face) into --out")
+    p.add_argument("--layers", default=None, help="with --features: comma-separated layer names for the activation "
+                                                  "maps (default: first conv and each stage)")
+    d = p.add_argument_group("dataset report (--data)")
+    d.add_argument("--data", default=None, help="explain a labelled split of this data source instead of images")
+    d.add_argument("--split", default="test", help="split to explain: test (default), private_test, val, train, all")
+    d.add_argument("--limit", type=int, default=None, help="explain at most N faces (stratified, deterministic)")
+    d.add_argument("--methods", default=None,
+                   help="comma-separated methods for the trust checks, besides --method (e.g. gradcam,occlusion,ig)")
+    d.add_argument("--faithfulness-samples", type=int, default=200,
+                   help="faces (stratified) for the faithfulness and sanity checks; 0 skips them (default: 200)")
+    d.add_argument("--batch-size", type=int, default=64, help="attribution batch size (default: 64)")
     p.set_defaults(func=run)
 
 
 def _predictor(model: str | None):  # noqa: ANN202
     from ferlab.predict.predictor import Predictor
 
-    return Predictor.from_checkpoint(model) if model else Predictor.from_pretrained()
+    return Predictor.from_checkpoint(model) if model else Predictor.from_pretrained(backend="torch")
 
 
 def _round(d: dict[str, float]) -> dict[str, float]:
     return {k: round(float(v), 4) for k, v in d.items()}
 
 
+_DATASET_ONLY = (("limit", None), ("methods", None), ("faithfulness_samples", 200), ("batch_size", 64),
+                 ("split", "test"))
+
+
+def _check_mode(args: argparse.Namespace) -> None:
+    """IMAGE files and --data are exclusive; flags of one mode are refused in the other (one-line errors)."""
+    from ferlab.errors import ConfigError
+
+    if args.data and args.images:
+        raise ConfigError("give IMAGE files or --data SOURCE, not both")
+    if not args.data and not args.images:
+        raise ConfigError("nothing to explain: give IMAGE files, or --data SOURCE for the dataset report")
+    if args.data:
+        if not args.out:
+            raise ConfigError("--data needs --out DIR (where the report is written)")
+        if args.features or args.layers:
+            raise ConfigError("--features works on IMAGE files, not with --data")
+    else:
+        given = [f"--{k.replace('_', '-')}" for k, default in _DATASET_ONLY if getattr(args, k) != default]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: only for the dataset report (--data SOURCE)")
+        if (args.features or args.layers) and not args.out:
+            raise ConfigError("--features needs --out DIR (where the PNGs are written)")
+
+
 def run(args: argparse.Namespace) -> int:
-    from ferlab.errors import FerlabError
-    from ferlab.explain.api import explain_image, overlay_png, resolve_target
     from ferlab.explain.methods import get_method
-    from ferlab.io import atomic_write_bytes
 
     get_method(args.method)  # unknown method: one-line error before any model loads
+    _check_mode(args)
+    return _run_dataset(args) if args.data else _run_images(args)
+
+
+def _run_dataset(args: argparse.Namespace) -> int:
+    from ferlab.explain.dataset_report import explain_source
+
+    result = explain_source(args.model, args.data, split=args.split, out=args.out, progress=True,
+                            method=args.method, methods=args.methods, target=args.target, limit=args.limit,
+                            faithfulness_samples=args.faithfulness_samples, batch_size=args.batch_size)
+    if args.json:
+        from ferlab.evaluate.report import json_safe
+
+        print(json.dumps(json_safe(result.summary())))
+        print(f"ferlab: report written to {args.out}/report.html", file=sys.stderr)
+        return 0
+    print(f"{result.model} on {result.split}: {result.n_images} faces explained with {result.method}, "
+          f"accuracy {result.accuracy:.4f}")
+    for emotion, shares in result.region_table("correct").items():
+        top = sorted(shares.items(), key=lambda kv: -kv[1])[:3] if shares else []
+        print(f"  {emotion:>10}: " + (", ".join(f"{r} {v:.0%}" for r, v in top) if top else "no correct prediction"))
+    for t in result.trust:
+        faith = "better than random" if t.faithfulness["better_than_random"] else "FLAGGED: no better than random"
+        sanity = "passed" if t.sanity["passed"] else "FLAGGED: ignores the model's weights"
+        print(f"  {t.method}: faithfulness {faith} (p={t.faithfulness['p_value']:.2g}); sanity {sanity} "
+              f"(rank correlation {t.sanity['rank_correlation']:.2f})")
+    print(f"report written to {args.out}/report.html")
+    return 0
+
+
+def _run_images(args: argparse.Namespace) -> int:
+    from ferlab.errors import FerlabError
+    from ferlab.explain.api import explain_image, overlay_png, require_torch_model, resolve_target
+    from ferlab.io import atomic_write_bytes
+
     predictor = _predictor(args.model)
     resolve_target(tuple(predictor.classes), args.target)  # unknown target class: one-line error
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
+    network = require_torch_model(predictor.classifier) if args.features else None
     out = Path(args.out) if args.out else None
     done = 0
     for path in args.images:
@@ -63,6 +140,11 @@ def run(args: argparse.Namespace) -> int:
                 atomic_write_bytes(png, overlay_png(ex.face, ex.heatmap))
                 face["overlay"] = str(png)
             record["faces"].append(face)
+        if network is not None and explanations and explanations[0].face is not None:
+            from ferlab.explain.features import write_features
+
+            written = write_features(network, explanations[0].face, out, Path(path).stem, layers=layers)
+            record["features"] = {name: str(p) for name, p in written.items()}
         done += record["error"] is None
         if args.json:
             print(json.dumps(record), flush=True)
@@ -73,4 +155,6 @@ def run(args: argparse.Namespace) -> int:
                 top = sorted(face["regions"].items(), key=lambda kv: -kv[1])[:3]
                 print(f"{path} face {k}: {face['predicted']} (explaining {face['target']}); regions: "
                       + ", ".join(f"{r} {s:.0%}" for r, s in top))
+            if "features" in record:
+                print(f"{path}: features written to " + ", ".join(record["features"].values()))
     return 0 if done else 1

@@ -44,15 +44,19 @@ def randomised_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     clone = copy.deepcopy(model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        before = {name: p.detach().clone() for name, p in clone.named_parameters()}
+        covered: set[int] = set()
         for module in clone.modules():
             reset = getattr(module, "reset_parameters", None)
             if callable(reset):
                 reset()
+                covered.update(id(p) for p in module.parameters(recurse=False))
         with torch.no_grad():
-            for name, p in clone.named_parameters():
-                if torch.equal(p, before[name]):  # modules without reset_parameters (custom nn.Parameters)
-                    p.copy_(torch.randn_like(p) * (float(p.std()) if p.numel() > 1 else 1.0))
+            # Parameters no reset_parameters owns (custom nn.Parameters). Not "unchanged by the reset": a reset
+            # BatchNorm weight is 1 again, as in a fresh model, and must not become randn * std(1, 1, ...) = 0.
+            for p in clone.parameters():
+                if id(p) not in covered:
+                    std = float(p.std()) if p.numel() > 1 else 0.0
+                    p.copy_(torch.randn_like(p) * (std if std > 0 else 1.0))
     return clone.eval()
 
 
