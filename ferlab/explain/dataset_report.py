@@ -184,7 +184,7 @@ def explain_source(model: str | os.PathLike | None, data: str | os.PathLike, *, 
     from ferlab.predict.predictor import Predictor
 
     methods = resolve_methods(kwargs.get("method", "gradcam"), kwargs.get("methods"))  # before anything loads
-    predictor = Predictor.from_checkpoint(model) if model else Predictor.from_pretrained()
+    predictor = Predictor.from_checkpoint(model) if model else Predictor.from_pretrained(backend="torch")
     clf = predictor.classifier
     _check_cam_layers(require_torch_model(clf), methods)
     resolve_target(tuple(clf.classes), kwargs.get("target"))
