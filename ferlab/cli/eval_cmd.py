@@ -13,11 +13,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("eval", help="evaluate a checkpoint on a labelled split",
                               description="Accuracy, macro-F1, per-class report, confusion matrices, calibration, "
                                           "leakage-free accuracy and the most confident mistakes.")
-    p.add_argument("checkpoint", help="checkpoint file (.pt) or run directory")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="checkpoint file (.pt/.onnx) or run directory (default: the bundled model)")
     p.add_argument("--data", required=True, help="data source: FER2013 zip/folder/CSV or a class-per-folder dataset")
     p.add_argument("--split", default="test",
                    help="split to evaluate: test (default), private_test, val, train, or all (a whole foreign dataset)")
-    p.add_argument("--tta", default="none", choices=("none", "flip", "tencrop"), help="test-time augmentation")
+    p.add_argument("--tta", default=None, choices=("none", "flip", "tencrop"),
+                   help="test-time augmentation (default: the one a bundled model ships with, else none)")
     p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default: 256)")
     p.add_argument("--limit", type=int, default=None, help="evaluate at most N evenly spaced images of the split")
     p.add_argument("--out", default=None, help="write report.json/.md/.html and PNG pictures into this folder")
@@ -47,7 +49,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise ConfigError("--batch-size and --limit must be >= 1")
-    report = evaluate_checkpoint(args.checkpoint, args.data, split=args.split, tta=args.tta,
+    from ferlab.predict.predictor import bundled_model_path, shipped_tta
+
+    checkpoint = args.checkpoint or str(bundled_model_path())
+    tta = args.tta or shipped_tta(checkpoint)
+    report = evaluate_checkpoint(checkpoint, args.data, split=args.split, tta=tta,
                                  batch_size=args.batch_size, limit=args.limit, out=args.out, progress=True)
     if args.json:
         print(json.dumps(report.to_dict()))

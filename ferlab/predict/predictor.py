@@ -15,7 +15,7 @@ from ferlab.errors import CheckpointError, FerlabError
 from ferlab.predict.faces import AlignedFace, detect_and_align
 from ferlab.predict.images import as_rgb
 
-__all__ = ["FacePrediction", "Predictor", "bundled_model_path"]
+__all__ = ["FacePrediction", "Predictor", "bundled_model_path", "shipped_tta"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,17 @@ class FacePrediction:
 def bundled_model_path() -> Path:
     """ferlab/assets/models/default.pt inside the installed package."""
     return Path(str(resources.files("ferlab") / "assets" / "models" / "default.pt"))
+
+
+def shipped_tta(model_path: str | Path) -> str:
+    """The TTA a bundled model ships with (from the default.json beside it), else "none"."""
+    meta = Path(model_path).with_name("default.json")
+    if Path(model_path).stem != "default" or not meta.is_file():
+        return "none"
+    try:
+        return str(json.loads(meta.read_text()).get("tta", "none"))
+    except (OSError, ValueError):
+        return "none"
 
 
 class Predictor:
@@ -75,7 +86,7 @@ class Predictor:
             raise CheckpointError(f"bundled model missing at {path}; reinstall ferlab or pass --model")
         meta_path = path.with_name("default.json")
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        kwargs.setdefault("tta", meta.get("tta", "none"))
+        kwargs.setdefault("tta", shipped_tta(path))
         onnx = path.with_suffix(".onnx")
         fast = backend == "auto" and meta.get("backend") == "onnx" and onnx.is_file()
         return cls.from_checkpoint(onnx if fast else path, **kwargs)
