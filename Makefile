@@ -52,4 +52,4 @@ bundle: venv
 		$(BIN)/ferlab eval $(ASSETS)/default.pt --data $(DATA) --split test --tta $$t --json --out docs/bundled/eval_test_$$t > docs/bundled/eval_test_$$t.json || exit 1; \
 	done
 	cp $(RUN)/config.yaml $(RUN)/metrics.csv $(RUN)/curves.png $(RUN)/summary.json docs/bundled/
-	$(BIN)/python -m ferlab.export.model_card --run $(RUN) --eval docs/bundled/eval_*.json --model $(ASSETS)/default.pt --out $(ASSETS)/MODEL_CARD.md
+	$(BIN)/python -m ferlab.export.model_card --run $(RUN) --eval docs/bundled/eval_*.json --model $(ASSETS)/default.pt --out $(ASSETS)/MODEL_CARD.md --readme README.md

@@ -86,3 +86,17 @@ def test_from_pretrained_prefers_the_onnx_twin_named_in_default_json(bundled, mo
     (assets / "default.json").write_text(json.dumps({"tta": "none", "backend": "torch"}))
     p = predictor_mod.Predictor.from_pretrained()
     assert isinstance(p.classifier, TorchClassifier) and p.tta == "none"
+
+
+def test_splice_readme_replaces_only_the_marked_block(tmp_path) -> None:  # noqa: ANN001
+    from ferlab.export.model_card import splice_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- bundled:start -->\nold\n<!-- bundled:end -->\noutro\n")
+    card = "# card\n## Model\nx\n## Metrics\n| a |\n|---|\n| 1 |\n\nnote\n## Calibration\ny\n"
+    assert splice_readme(readme, card)
+    expected = "intro\n<!-- bundled:start -->\n| a |\n|---|\n| 1 |\n\nnote\n<!-- bundled:end -->\noutro\n"
+    assert readme.read_text() == expected
+    plain = tmp_path / "plain.md"
+    plain.write_text("no markers\n")
+    assert not splice_readme(plain, card) and plain.read_text() == "no markers\n"

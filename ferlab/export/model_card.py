@@ -22,7 +22,7 @@ import yaml
 from ferlab.errors import ConfigError
 from ferlab.io import atomic_write_text
 
-__all__ = ["choose_tta", "measure_faces_per_second", "render_model_card", "main"]
+__all__ = ["choose_tta", "measure_faces_per_second", "render_model_card", "splice_readme", "main"]
 
 
 def choose_tta(val_reports: list[dict[str, Any]], min_gain: float = 0.002) -> str:
@@ -142,6 +142,18 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
     return "\n".join(out)
 
 
+def splice_readme(readme: Path, card: str, marker: str = "bundled") -> bool:
+    """Replace the text between `<!-- bundled:start -->` and `<!-- bundled:end -->` with the card's metrics table."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        return False
+    metrics = card.split("## Metrics\n", 1)[1].split("\n## ", 1)[0].strip()
+    head, rest = text.split(start, 1)
+    atomic_write_text(readme, f"{head}{start}\n{metrics}\n{end}{rest.split(end, 1)[1]}")
+    return True
+
+
 def _read_history(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         return []
@@ -156,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval", nargs="+", required=True, help="`ferlab eval --json` outputs (val and test)")
     parser.add_argument("--model", required=True, help="the bundled .pt (and its .onnx beside it, if any)")
     parser.add_argument("--out", required=True, help="MODEL_CARD.md to write")
+    parser.add_argument("--readme", default=None, help="also splice the metrics table into this README's markers")
     args = parser.parse_args(argv)
     run, model = Path(args.run), Path(args.model)
     try:
@@ -179,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     card = render_model_card(config=config, summary=summary, history=_read_history(run / "metrics.csv"),
                              reports=reports, shipped_tta=tta, speeds=speeds, file_sizes=sizes, commands=commands)
     atomic_write_text(args.out, card)
+    if args.readme and not splice_readme(Path(args.readme), card):
+        print(f"model_card: no <!-- bundled:start/end --> markers in {args.readme}; left it alone")
     meta = {"tta": tta, "model": summary.get("model"), "backend": "onnx" if onnx.is_file() else "torch",
             "faces_per_second": {k: round(v) for k, v in speeds.items()}}
     atomic_write_text(model.with_name("default.json"), json.dumps(meta, indent=2) + "\n")
