@@ -113,7 +113,7 @@ def test_healthz_and_model_card(client):
     assert health == {"status": "ok", "model": "fake_cnn", "busy": 0}
     card = client.get("/v1/model").json()
     assert card == {"name": "fake_cnn", "classes": list(CLASSES), "input_size": [1, 48, 48],
-                    "metrics": {"test_accuracy": 0.5}}
+                    "metrics": {"test_accuracy": 0.5}, "tta": "none", "card": None}
 
 
 def test_predict_returns_faces_image_size_and_timing(client):

@@ -194,8 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.out, card)
     if args.readme and not splice_readme(Path(args.readme), card):
         print(f"model_card: no <!-- bundled:start/end --> markers in {args.readme}; left it alone")
+    shipped = {r["split"]: r for r in reports if r["tta"] == tta}
+    headline = {f"{split}_{key}": round(float(r[key]), 4) for split, r in shipped.items()
+                for key in ("accuracy", "macro_f1", "leakage_free_accuracy") if r.get(key) is not None}
     meta = {"tta": tta, "model": summary.get("model"), "backend": "onnx" if onnx.is_file() else "torch",
-            "faces_per_second": {k: round(v) for k, v in speeds.items()}}
+            "metrics": headline, "faces_per_second": {k: round(v) for k, v in speeds.items()},
+            "card": "MODEL_CARD.md"}
     atomic_write_text(model.with_name("default.json"), json.dumps(meta, indent=2) + "\n")
     print(f"model card: {args.out}; shipped TTA {tta}; faces/s " + ", ".join(f"{k} {v:.0f}" for k, v in speeds.items()))
     return 0

@@ -49,6 +49,8 @@ class ModelCard(BaseModel):
     classes: list[str]
     input_size: list[int] = Field(description="channels, height, width of one aligned face")
     metrics: dict[str, float | int | str | None] = Field(default_factory=dict)
+    tta: str = Field("none", description="test-time augmentation applied to each face")
+    card: str | None = Field(None, description="the bundled model's model card, when it is the one served")
 
 
 class Health(BaseModel):

@@ -6,8 +6,10 @@ Everything here runs in the inference thread pool, never on the event loop.
 from __future__ import annotations
 
 import base64
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -79,8 +81,19 @@ def model_card(predictor: Any) -> dict:
     info = getattr(clf, "info", None) or {}
     size = int(getattr(clf, "image_size", None) or info.get("image_size") or 48)
     metrics = {str(k): v for k, v in (info.get("metrics") or {}).items() if isinstance(v, int | float | str)}
-    return {"name": str(getattr(clf, "model_name", None) or info.get("model_name") or type(predictor).__name__),
-            "classes": list(classes_of(predictor)), "input_size": [1, size, size], "metrics": metrics}
+    card = {"name": str(getattr(clf, "model_name", None) or info.get("model_name") or type(predictor).__name__),
+            "classes": list(classes_of(predictor)), "input_size": [1, size, size], "metrics": metrics,
+            "tta": str(getattr(predictor, "tta", "none"))}
+    source = Path(str(info.get("path") or "unknown"))
+    shipped = source.with_name("default.json")
+    if source.stem == "default" and shipped.is_file():  # the bundled model: add its card summary
+        try:
+            meta = json.loads(shipped.read_text())
+        except (OSError, ValueError):
+            meta = {}
+        card["metrics"].update({k: v for k, v in (meta.get("metrics") or {}).items() if isinstance(v, int | float)})
+        card["card"] = "ferlab/assets/models/MODEL_CARD.md"
+    return card
 
 
 def explain_with_ferlab(predictor: Any, image: np.ndarray, *, face_index: int, target: str | None,
