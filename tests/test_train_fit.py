@@ -104,6 +104,25 @@ def test_time_budget_stops_mid_epoch_with_a_valid_checkpoint(tmp_path, tiny):
     assert load_checkpoint(run / "last.pt")["epoch"] == 1
 
 
+def test_time_budget_counts_each_second_once(tmp_path, tiny, monkeypatch):
+    """Regression: the in-epoch check once added this session's time twice, stopping runs at half their budget."""
+    import importlib
+    import types
+
+    fit_module = importlib.import_module("ferlab.train.fit")
+
+    clock = iter(range(0, 10**9, 5))  # every reading of the training clock advances 5 fake seconds
+    fake_time = types.SimpleNamespace(**{k: getattr(fit_module.time, k) for k in dir(fit_module.time)
+                                         if not k.startswith("__")})
+    fake_time.perf_counter = lambda: float(next(clock))
+    monkeypatch.setattr(fit_module, "time", fake_time)
+    run = fit(_cfg(tmp_path, epochs=500, batch_size=16, time_budget_minutes=5), dataset=tiny)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop_reason"] == "time_budget"
+    assert summary["epochs_done"] >= 2
+    assert 0.9 * 300 <= summary["elapsed_seconds"] <= 300 + 60
+
+
 def test_early_stopping(tmp_path, tiny):
     run = fit(_cfg(tmp_path, epochs=6, lr=1e-12, schedule="none", early_stopping_patience=2), dataset=tiny)
     summary = json.loads((run / "summary.json").read_text())

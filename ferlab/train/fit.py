@@ -247,10 +247,11 @@ class _Run:
         order = self.epoch_order(epoch)
         gen = derived_generator(cfg.seed, epoch, d.rank, _RNG_STREAM_AUGMENT)
         budget = cfg.time_budget_minutes * 60 if cfg.time_budget_minutes else None
-        base_elapsed = self.progress.elapsed_seconds
+        # elapsed_seconds already counts this session up to the end of the last epoch: add only this epoch's time
+        base_elapsed, epoch_started = self.progress.elapsed_seconds, time.perf_counter()
 
         def over_budget() -> bool:
-            return any_rank(base_elapsed + time.perf_counter() - started > budget, d, self.device)
+            return any_rank(base_elapsed + time.perf_counter() - epoch_started > budget, d, self.device)
 
         bar = _progress_bar(cfg, d, epoch, len(order) * d.world)
 
