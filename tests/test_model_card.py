@@ -23,6 +23,9 @@ def test_choose_tta_prefers_the_cheapest_mode_within_the_gain_threshold() -> Non
     assert choose_tta(reports, min_gain=0.02) == "none"
     assert choose_tta([_report("val", "none", 0.5), _report("val", "tencrop", 0.6)]) == "tencrop"
     assert choose_tta([]) == "none"
+    fast_enough = {"none": 900.0, "flip": 480.0, "tencrop": 90.0}  # flip within the 10% timing slack of 500
+    assert choose_tta(reports, speeds=fast_enough) == "flip"
+    assert choose_tta(reports, speeds={"none": 900.0, "flip": 300.0, "tencrop": 90.0}) == "none"
 
 
 @pytest.fixture(scope="module")

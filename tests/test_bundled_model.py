@@ -1,0 +1,100 @@
+"""The bundled model that ships in the package: present, small, finds and reads a real smiling face, used by default."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ferlab.cli.main import main as ferlab
+from ferlab.export.ort_backend import OnnxClassifier
+from ferlab.labels import EMOTIONS
+from ferlab.predict.predictor import Predictor, bundled_model_path
+from ferlab.train.checkpoint import TorchClassifier
+
+
+def test_bundled_files_ship_small_with_their_metadata() -> None:
+    pt = bundled_model_path()
+    assert pt.is_file(), "the package must ship ferlab/assets/models/default.pt"
+    assert pt.stat().st_size <= 20 * 1024 * 1024
+    onnx, meta = pt.with_suffix(".onnx"), pt.with_name("default.json")
+    assert onnx.is_file() and onnx.stat().st_size <= 20 * 1024 * 1024
+    info = json.loads(meta.read_text())
+    assert info["tta"] in ("none", "flip", "tencrop") and info["backend"] == "onnx"
+    assert (pt.parent / "MODEL_CARD.md").read_text().startswith("# Model card")
+
+
+def test_astronaut_is_found_and_called_happy() -> None:
+    from skimage import data
+
+    predictor = Predictor.from_pretrained()
+    assert isinstance(predictor.classifier, OnnxClassifier)
+    faces = predictor.predict(data.astronaut())
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.label == "happy", face.probs
+    x, y, w, h = face.box
+    assert 120 < x + w / 2 < 280 and 20 < y + h / 2 < 200  # her face, not the flag or the suit
+    assert abs(sum(face.probs.values()) - 1) < 1e-4
+
+
+def test_torch_and_onnx_bundles_agree() -> None:
+    torch_p, onnx_p = Predictor.from_pretrained(backend="torch"), Predictor.from_pretrained()
+    assert isinstance(torch_p.classifier, TorchClassifier)
+    crops = np.random.default_rng(0).integers(0, 256, (16, 48, 48), dtype=np.uint8)
+    np.testing.assert_allclose(torch_p.classify_faces(crops), onnx_p.classify_faces(crops), atol=1e-4)
+
+
+def test_predict_no_detect_json_uses_the_bundled_model_by_default(tmp_path, capsys) -> None:  # noqa: ANN001
+    from skimage import data
+
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    face = Predictor.from_pretrained().align(data.astronaut())[0].crop
+    Image.fromarray(face).save(folder / "astronaut_face.png")
+    noise = np.random.default_rng(1).integers(0, 256, (48, 48), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "noise.png")
+    assert ferlab(["predict", str(folder), "--no-detect", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2 and all(rec["error"] is None and len(rec["faces"]) == 1 for rec in lines)
+    by_name = {rec["path"].rsplit("/", 1)[-1]: rec["faces"][0] for rec in lines}
+    assert set(by_name["noise.png"]["probs"]) == set(EMOTIONS)
+    assert by_name["astronaut_face.png"]["label"] == "happy"
+
+
+@pytest.mark.slow
+def test_demo_predicts_and_explains_the_example_photos(tmp_path, capsys) -> None:  # noqa: ANN001
+    assert ferlab(["demo", "--out", str(tmp_path / "demo"), "--per-class", "3"]) == 0
+    page = (tmp_path / "demo" / "index.html").read_text()
+    assert "astronaut.png" in page and "group.png" in page and "happy" in page
+    assert (tmp_path / "demo" / "predict" / "group.annotated.png").is_file()
+    assert list((tmp_path / "demo" / "explain").glob("astronaut_face0_*.png"))
+    out = capsys.readouterr().out
+    assert "group.png: " in out and out.count("happy") >= 2
+
+
+def test_eval_defaults_to_the_bundled_model_and_its_shipped_tta(tmp_path, capsys) -> None:  # noqa: ANN001
+    from ferlab.data.synthetic import synthetic_faces, write_image_folder
+
+    data = tmp_path / "faces.zip"
+    write_image_folder(synthetic_faces(n_per_class=3, seed=0), data, layout="fer2013")
+    capsys.readouterr()
+    assert ferlab(["eval", "--data", str(data), "--split", "all", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    shipped = json.loads(bundled_model_path().with_name("default.json").read_text())["tta"]
+    assert report["tta"] == shipped and report["checkpoint"].endswith("default.pt")
+    assert report["num_images"] == 21
+
+
+def test_serve_model_card_summarises_the_bundled_model() -> None:
+    from fastapi.testclient import TestClient
+
+    from ferlab.serve.app import create_app
+
+    meta = json.loads(bundled_model_path().with_name("default.json").read_text())
+    with TestClient(create_app(Predictor.from_pretrained(backend="torch"))) as client:
+        card = client.get("/v1/model").json()
+    assert card["card"].endswith("MODEL_CARD.md") and card["tta"] == meta["tta"]
+    assert card["metrics"]["test_accuracy"] == meta["metrics"]["test_accuracy"]
