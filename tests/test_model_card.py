@@ -103,3 +103,14 @@ def test_splice_readme_replaces_only_the_marked_block(tmp_path) -> None:  # noqa
     plain = tmp_path / "plain.md"
     plain.write_text("no markers\n")
     assert not splice_readme(plain, card) and plain.read_text() == "no markers\n"
+
+
+def test_card_refuses_files_that_are_not_eval_reports_with_one_line(tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / "config.yaml").write_text("model: simple_cnn\n")
+    (tmp_path / "summary.json").write_text('{"model": "simple_cnn"}')
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text('{"hello": 1}')
+    out = tmp_path / "MODEL_CARD.md"
+    with pytest.raises(SystemExit, match="model_card: error: eval reports must come from"):
+        card_main(["--run", str(tmp_path), "--eval", str(bogus), "--model", "x.pt", "--out", str(out)])
+    assert not out.exists()

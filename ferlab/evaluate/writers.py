@@ -91,15 +91,19 @@ def report_html(report: EvalReport, pictures: dict[str, bytes]) -> str:
     )
 
 
+def write_pictures(out: Path, pictures: dict[str, bytes]) -> dict[str, Path]:
+    """Write each named PNG atomically into `out`; returns name -> path."""
+    for name, data in pictures.items():
+        atomic_write_bytes(out / name, data)
+    return {name: out / name for name in pictures}
+
+
 def write_report(report: EvalReport, out_dir: str | Path) -> dict[str, Path]:
     """Write report.json, report.md, report.html and the PNGs into `out_dir`; returns name -> path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pictures = report_pictures(report)
-    written: dict[str, Path] = {}
-    for name, data in pictures.items():
-        atomic_write_bytes(out / name, data)
-        written[name] = out / name
+    written = write_pictures(out, pictures)
     atomic_write_json(out / "report.json", report.to_dict())
     atomic_write_text(out / "report.md", report_markdown(report, list(pictures)))
     atomic_write_text(out / "report.html", report_html(report, pictures))

@@ -13,10 +13,10 @@ import numpy as np
 
 from ferlab.evaluate.plots import _figure, _matrix, _png
 from ferlab.evaluate.report import json_safe
-from ferlab.evaluate.writers import fmt
+from ferlab.evaluate.writers import fmt, write_pictures
 from ferlab.explain.aggregate import GROUPS, SHARE_NAMES
 from ferlab.explain.dataset_report import DatasetExplanation
-from ferlab.io import atomic_open, atomic_write_bytes, atomic_write_json, atomic_write_text
+from ferlab.io import atomic_open, atomic_write_json, atomic_write_text
 
 __all__ = ["mean_heatmaps_png", "regions_png", "faithfulness_png", "report_pictures", "report_html",
            "write_dataset_report"]
@@ -234,10 +234,7 @@ def write_dataset_report(result: DatasetExplanation, out_dir: str | Path) -> dic
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pictures = report_pictures(result)
-    written: dict[str, Path] = {}
-    for name, data in pictures.items():
-        atomic_write_bytes(out / name, data)
-        written[name] = out / name
+    written = write_pictures(out, pictures)
     atomic_write_json(out / "regions.json", json_safe(_regions_json(result)))
     _write_regions_csv(result, out / "regions.csv")
     atomic_write_json(out / "faithfulness.json", json_safe(_faithfulness_json(result)))

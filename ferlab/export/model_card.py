@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ferlab.errors import ConfigError
 from ferlab.io import atomic_write_text
 
 __all__ = ["MIN_FACES_PER_SECOND", "choose_tta", "measure_faces_per_second", "render_model_card", "splice_readme",
@@ -187,9 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         reports = [json.loads(Path(p).read_text()) for p in args.eval]
     except (OSError, ValueError, yaml.YAMLError) as err:
         raise SystemExit(f"model_card: error: {err}") from None
-    for r in reports:
-        if "tta" not in r or "split" not in r:
-            raise ConfigError("eval reports must come from `ferlab eval --json`")
+    if any(not isinstance(r, dict) or "tta" not in r or "split" not in r for r in reports):
+        raise SystemExit("model_card: error: eval reports must come from `ferlab eval --json`")
     from ferlab.train.checkpoint import load_classifier
 
     onnx = model.with_suffix(".onnx")

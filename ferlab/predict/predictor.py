@@ -86,7 +86,7 @@ class Predictor:
             raise CheckpointError(f"bundled model missing at {path}; reinstall ferlab or pass --model")
         meta_path = path.with_name("default.json")
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        kwargs.setdefault("tta", shipped_tta(path))
+        kwargs.setdefault("tta", meta.get("tta", "none"))
         onnx = path.with_suffix(".onnx")
         fast = backend == "auto" and meta.get("backend") == "onnx" and onnx.is_file()
         return cls.from_checkpoint(onnx if fast else path, **kwargs)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ferlab.errors import ConfigError, DataError, SourceNotFoundError
-from ferlab.predict.detectors import Detection, FaceDetector, get_detector
+from ferlab.predict.detectors import Detection, FaceDetector, _downscale, get_detector
 from ferlab.predict.faces import align_face, to_gray
 from ferlab.predict.tracking import EmaSmoother, IoUTracker
 
@@ -84,17 +84,6 @@ class TrackedFace:
 def is_video_path(path: str | os.PathLike) -> bool:
     """True when the file name ends in one of VIDEO_SUFFIXES (case-insensitive)."""
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-
-def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    import cv2
-
-    h, w = rgb.shape[:2]
-    factor = min(1.0, max_side / max(h, w))
-    if factor >= 1.0:
-        return rgb, 1.0
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), factor
 
 
 class VideoAnalyzer:
