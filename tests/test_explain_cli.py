@@ -6,28 +6,15 @@ import json
 
 import numpy as np
 import pytest
+from explain_helpers import CLASSES, train_tiny_run
 from PIL import Image
 
 from ferlab.cli.main import main
-from ferlab.data.synthetic import synthetic_faces, write_image_folder
-
-CLASSES = ("angry", "happy", "sad")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from ferlab.train import TrainConfig, fit
-
-    root = tmp_path_factory.mktemp("explain-tiny")
-    faces = synthetic_faces(n_per_class=10, classes=CLASSES, seed=0)
-    data = write_image_folder(faces, root / "fer", "fer2013")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FERLAB_CACHE_DIR", str(root / "cache"))
-        run = fit(TrainConfig(model="sequential_small", data=str(data), epochs=1, batch_size=8, augment="none",
-                              val_fraction=0.2, out=str(root / "run"), progress=False))
-    crop = root / "face.png"
-    Image.fromarray(faces.images[0]).save(crop)
-    return {"ckpt": run / "best.pt", "crop": crop, "root": root}
+    return train_tiny_run(tmp_path_factory.mktemp("explain-tiny"), n_per_class=10, seed=0)
 
 
 def test_json_lines_with_region_shares_and_overlays(tiny, tmp_path, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from explain_helpers import LinearTwoClass
 
 from ferlab.explain.faithfulness import auc, perturbation_curves
 from ferlab.explain.methods import attribute, cam_layer, list_methods, register_method, unregister_method
@@ -34,19 +34,10 @@ def test_region_shares_exact_on_synthetic_maps():
     assert all(v == pytest.approx(1.0) for v in uniform.values())
 
 
-class _Linear(nn.Module):
-    def __init__(self, w: torch.Tensor) -> None:
-        super().__init__()
-        self.w = nn.Parameter(w)
-
-    def forward(self, x):  # noqa: ANN001, ANN201
-        s = (x[:, 0] * self.w).sum(dim=(1, 2))
-        return torch.stack([s, -s], dim=1)
-
 
 def test_deletion_curve_exact_on_linear_model():
     w = torch.tensor([[4.0, 3.0], [2.0, 1.0]])
-    curves = perturbation_curves(_Linear(w), torch.ones(1, 1, 2, 2), torch.tensor([0]), w.numpy()[None],
+    curves = perturbation_curves(LinearTwoClass(w), torch.ones(1, 1, 2, 2), torch.tensor([0]), w.numpy()[None],
                                  steps=4, baseline="zero", score="logit")
     assert curves.deletion[0].tolist() == [10.0, 6.0, 3.0, 1.0, 0.0]
     assert curves.insertion[0].tolist() == [0.0, 4.0, 7.0, 9.0, 10.0]

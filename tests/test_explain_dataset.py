@@ -9,8 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from explain_helpers import CLASSES, LinearTwoClass, train_tiny_run
 from PIL import Image
-from torch import nn
 
 from ferlab.cli.main import main
 from ferlab.data.synthetic import synthetic_faces, write_image_folder
@@ -21,7 +21,6 @@ from ferlab.explain.regions import LABELS, region_label_map, region_shares
 from ferlab.explain.trust import faithfulness_entry
 from ferlab.labels import EMOTIONS
 
-CLASSES = ("angry", "happy", "sad")
 SUMMARY_KEYS = {"regions", "faithfulness", "sanity", "n_images", "accuracy"}
 FAITH_KEYS = {"deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc", "better_than_random"}
 
@@ -39,19 +38,9 @@ def _save_random_checkpoint(path, name: str, classes=CLASSES, seed: int = 0):  #
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A sequential_small trained one epoch on synthetic faces (folder with train/test), a random cbam_resnet."""
-    from ferlab.train import TrainConfig, fit
-
     root = tmp_path_factory.mktemp("explain-dataset")
-    faces = synthetic_faces(n_per_class=15, classes=CLASSES, seed=1)
-    data = write_image_folder(faces, root / "fer", "fer2013")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FERLAB_CACHE_DIR", str(root / "cache"))
-        run = fit(TrainConfig(model="sequential_small", data=str(data), epochs=1, batch_size=8, augment="none",
-                              val_fraction=0.2, out=str(root / "run"), progress=False))
-    crop = root / "face.png"
-    Image.fromarray(faces.images[0]).save(crop)
-    return {"ckpt": run / "best.pt", "cbam": _save_random_checkpoint(root / "cbam.pt", "cbam_resnet"), "data": data,
-            "crop": crop, "n_test": int((faces.splits == "test").sum())}
+    cbam = _save_random_checkpoint(root / "cbam.pt", "cbam_resnet")
+    return {**train_tiny_run(root, n_per_class=15, seed=1), "cbam": cbam}
 
 
 def _error_line(capsys) -> str:  # noqa: ANN001
@@ -177,22 +166,11 @@ def test_stratified_limit_is_proportional_deterministic_and_covers_classes():
 # ---- trust verdicts -----------------------------------------------------------------------------------------
 
 
-class _Linear(nn.Module):
-    """Two-class linear model: the exact contribution of each pixel is known."""
-
-    def __init__(self, w: torch.Tensor) -> None:
-        super().__init__()
-        self.w = nn.Parameter(w)
-
-    def forward(self, x):  # noqa: ANN001, ANN201
-        s = (x[:, 0] * self.w).sum(dim=(1, 2))
-        return torch.stack([s, -s], dim=1)
-
 
 def test_random_maps_are_not_better_than_random_but_exact_contributions_are():
     torch.manual_seed(0)
     w = torch.randn(12, 12)
-    model = _Linear(w)
+    model = LinearTwoClass(w)
     x = torch.randn(30, 1, 12, 12) * 3
     targets = torch.zeros(30, dtype=torch.long)
     same = faithfulness(model, x, targets, random_attributions((30, 12, 12), seed=0), method="random")
