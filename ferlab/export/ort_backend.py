@@ -27,7 +27,8 @@ class OnnxClassifier(Classifier):
 
 
 def load_onnx_classifier(path: str | Path) -> OnnxClassifier:
-    """Open an exported model; a file without ferlab metadata or that ORT cannot load is a CheckpointError."""
+    """Open an exported model (fp32 or int8, `info["quantization"]` says which: "none" or "int8-qdq"); a file
+    without ferlab metadata or that ORT cannot load is a CheckpointError."""
     import onnxruntime as ort
 
     try:
@@ -37,6 +38,6 @@ def load_onnx_classifier(path: str | Path) -> OnnxClassifier:
     meta = session.get_modelmeta().custom_metadata_map
     if "classes" not in meta or "image_size" not in meta:
         raise CheckpointError(f"{path} is not a ferlab ONNX export (no class names in its metadata)")
-    info = {"format": "onnx", "path": str(path), **meta}
+    info = {"format": "onnx", "path": str(path), **meta, "quantization": meta.get("quantization", "none")}
     return OnnxClassifier(session, tuple(json.loads(meta["classes"])), meta.get("model_name", "onnx"),
                           int(meta["image_size"]), info)
