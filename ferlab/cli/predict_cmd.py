@@ -73,6 +73,23 @@ def add_video_flags(p: argparse.ArgumentParser) -> None:
                    help="video/webcam: run the face detector every N frames and track faces in between (default: 3)")
 
 
+def add_detector_flags(p: argparse.ArgumentParser) -> None:
+    """--min-face and --detector-precision (shared by `ferlab predict` and `ferlab webcam`)."""
+    p.add_argument("--min-face", type=int, default=0, metavar="PX",
+                   help="smallest face (source px) to look for: the detector then works at the lowest resolution "
+                        "that still finds it (faster on large images; smaller faces may be missed). "
+                        "0 = off, detect at up to 640 px (default)")
+    p.add_argument("--detector-precision", choices=("int8", "fp32"), default="int8",
+                   help="CenterFace precision: int8 (default; quantised once into the ferlab cache) or fp32")
+
+
+def detector_config(args: argparse.Namespace):  # noqa: ANN201 - DetectorConfig, imported lazily
+    """The DetectorConfig of the detector flags given on the command line."""
+    from ferlab.predict.detectors import DetectorConfig
+
+    return DetectorConfig(min_face=args.min_face, precision=args.detector_precision)
+
+
 def video_config(args: argparse.Namespace, **overrides: object):  # noqa: ANN201 - VideoConfig, imported lazily
     """The VideoConfig of the video flags given on the command line (defaults for the rest)."""
     from ferlab.predict.video import VideoConfig
@@ -113,7 +130,7 @@ def _run(args: argparse.Namespace) -> int:
 
     index, count = parse_shard(args.shard)
     cfg = video_config(args)
-    kw = {"detector": args.detector, "batch_size": args.batch_size}
+    kw = {"detector": args.detector, "batch_size": args.batch_size, "detector_config": detector_config(args)}
     pred = Predictor.from_checkpoint(args.model, **kw) if args.model else Predictor.from_pretrained(**kw)
     out = Path(args.out) if args.out else None
     detect = not args.no_detect
@@ -168,6 +185,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="one JSON line per input on stdout")
     p.add_argument("--no-detect", action="store_true", help="each input is already a face crop")
     p.add_argument("--detector", default="auto", help="auto | centerface | haar | none")
+    add_detector_flags(p)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="process only shard I of N of the sorted inputs (for Slurm/Ray/Kubernetes job arrays)")

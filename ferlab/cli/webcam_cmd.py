@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ferlab.cli.predict_cmd import add_video_flags, video_config
+from ferlab.cli.predict_cmd import add_detector_flags, add_video_flags, detector_config, video_config
 
 __all__ = ["register", "run"]
 
@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, metavar="CHECKPOINT|ONNX",
                    help="a .pt checkpoint or .onnx model (default: the bundled model)")
     p.add_argument("--detector", default="auto", help="auto | centerface | haar | none")
+    add_detector_flags(p)
     add_video_flags(p)
     p.set_defaults(func=run)
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = video_config(args, batch_frames=1, progress=False)
     check_display()  # fail fast, before the model loads
-    kw = {"detector": args.detector}
+    kw = {"detector": args.detector, "detector_config": detector_config(args)}
     predictor = Predictor.from_checkpoint(args.model, **kw) if args.model else Predictor.from_pretrained(**kw)
     source = CameraSource(args.device)
     try:

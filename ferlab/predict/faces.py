@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ferlab.predict.detectors import Detection, FaceDetector, get_detector, list_detectors
+from ferlab.predict.detectors import Detection, DetectorConfig, FaceDetector, get_detector, list_detectors
 from ferlab.predict.images import as_rgb, load_image
 
 __all__ = ["AlignedFace", "align_face", "detect_and_align", "list_detectors", "load_image", "to_gray"]
@@ -76,14 +76,16 @@ def align_face(gray: np.ndarray, det: Detection, *, size: int = 48, margin: floa
 
 
 def detect_and_align(image: np.ndarray, *, detector: str | FaceDetector = "auto", size: int = 48,
-                     margin: float = 0.2, min_size: int = 20) -> list[AlignedFace]:
+                     margin: float = 0.2, min_size: int = 20,
+                     detector_config: DetectorConfig | None = None) -> list[AlignedFace]:
     """Detect every face in an RGB or gray image and align it; faces under `min_size` px are kept and flagged.
 
-    Faces come left to right. An empty list means no face was found.
+    Faces come left to right. An empty list means no face was found. `detector_config` sets up a detector given
+    by name (working resolution, min_face, precision, threads).
     """
     rgb = as_rgb(image)
     gray = to_gray(rgb)
-    det_impl = get_detector(detector) if isinstance(detector, str) else detector
+    det_impl = get_detector(detector, detector_config) if isinstance(detector, str) else detector
     faces = []
     for det in sorted(det_impl.detect(rgb), key=lambda d: (d.box[0], d.box[1])):
         box = tuple(int(round(v)) for v in det.box)

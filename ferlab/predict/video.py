@@ -8,14 +8,14 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ferlab.errors import ConfigError, DataError, SourceNotFoundError
-from ferlab.predict.detectors import Detection, FaceDetector, _downscale, get_detector
+from ferlab.predict.detectors import Detection, DetectorConfig, FaceDetector, _downscale, get_detector
 from ferlab.predict.faces import align_face, to_gray
 from ferlab.predict.tracking import EmaSmoother, IoUTracker
 
@@ -93,7 +93,14 @@ class VideoAnalyzer:
         self.predictor = predictor
         self.config = config or VideoConfig()
         name = predictor.detector if detect else "none"
-        self.detector: FaceDetector = get_detector(name) if isinstance(name, str) else name
+        if isinstance(name, str):  # a detector set up to work at most at detect_max_side (it downscales itself)
+            base = getattr(predictor, "detector_config", None) or DetectorConfig()
+            cfg = replace(base, max_side=min(base.max_side, self.config.detect_max_side))
+            self.detector: FaceDetector = get_detector(name, cfg)
+        else:
+            self.detector = name
+        # Instances and option-less detectors do not know detect_max_side: downscale the frames for them.
+        self._prescale = not isinstance(name, str) or getattr(self.detector, "config", None) is None
         self.tracker = IoUTracker(iou_threshold=self.config.iou_threshold, max_missed=self.config.max_missed)
         self.smoother = EmaSmoother(self.config.smooth)
         self.margin = predictor.margin if detect and self.detector.name != "none" else 0.0
@@ -104,6 +111,8 @@ class VideoAnalyzer:
         return tuple(self.predictor.classes)
 
     def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        if not self._prescale:
+            return self.detector.detect(rgb)
         small, factor = _downscale(rgb, self.config.detect_max_side)
         dets = self.detector.detect(small)
         if factor == 1.0:
