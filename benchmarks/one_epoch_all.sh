@@ -30,3 +30,5 @@ for m in $models; do
   fi
 done
 "$BIN/ferlab" compare "$RUNS"/* --data "$DATA" --out "$OUT"
+# the per-run evaluation reports (~1 MB each) stay with the runs, out of git
+rm -rf "$RUNS/_evals" && mv "$OUT/evals" "$RUNS/_evals"

@@ -9,9 +9,11 @@ import pytest
 from PIL import Image
 
 from ferlab.cli.main import main as ferlab
+from ferlab.evaluate.suite import TTA_NAMES
 from ferlab.export.ort_backend import OnnxClassifier
 from ferlab.labels import EMOTIONS
-from ferlab.predict.predictor import Predictor, bundled_model_path
+from ferlab.predict.bundled import bundled_inference_path, bundled_model_path
+from ferlab.predict.predictor import Predictor
 from ferlab.train.checkpoint import TorchClassifier
 
 
@@ -19,10 +21,13 @@ def test_bundled_files_ship_small_with_their_metadata() -> None:
     pt = bundled_model_path()
     assert pt.is_file(), "the package must ship ferlab/assets/models/default.pt"
     assert pt.stat().st_size <= 20 * 1024 * 1024
-    onnx, meta = pt.with_suffix(".onnx"), pt.with_name("default.json")
-    assert onnx.is_file() and onnx.stat().st_size <= 20 * 1024 * 1024
+    fast, meta = pt.with_name("default.int8.onnx"), pt.with_name("default.json")
+    assert fast.is_file() and fast.stat().st_size <= 20 * 1024 * 1024
     info = json.loads(meta.read_text())
-    assert info["tta"] in ("none", "flip", "tencrop") and info["backend"] == "onnx"
+    assert info["tta"] in TTA_NAMES and info["backend"] == "onnx-int8"
+    assert bundled_inference_path() == fast and bundled_inference_path("torch") == pt
+    total = sum(p.stat().st_size for p in pt.parent.iterdir())
+    assert total <= 20 * 1024 * 1024, f"bundled assets weigh {total / 1e6:.1f} MB"
     assert (pt.parent / "MODEL_CARD.md").read_text().startswith("# Model card")
 
 
@@ -40,11 +45,17 @@ def test_astronaut_is_found_and_called_happy() -> None:
     assert abs(sum(face.probs.values()) - 1) < 1e-4
 
 
-def test_torch_and_onnx_bundles_agree() -> None:
-    torch_p, onnx_p = Predictor.from_pretrained(backend="torch"), Predictor.from_pretrained()
-    assert isinstance(torch_p.classifier, TorchClassifier)
-    crops = np.random.default_rng(0).integers(0, 256, (16, 48, 48), dtype=np.uint8)
-    np.testing.assert_allclose(torch_p.classify_faces(crops), onnx_p.classify_faces(crops), atol=1e-4)
+def test_torch_and_int8_bundles_agree_on_faces() -> None:
+    """The int8 twin is not bit-exact: it must call the same emotion as the torch weights on real-looking faces."""
+    from ferlab.data.synthetic import synthetic_faces
+
+    torch_p, fast_p = Predictor.from_pretrained(backend="torch"), Predictor.from_pretrained()
+    assert isinstance(torch_p.classifier, TorchClassifier) and fast_p.classifier.info["quantization"] == "int8-qdq"
+    crops = synthetic_faces(n_per_class=20, seed=3).images
+    ref, fast = torch_p.classify_faces(crops), fast_p.classify_faces(crops)
+    assert (ref.argmax(1) == fast.argmax(1)).mean() >= 0.95
+    assert np.abs(ref - fast).max() < 0.15
+    np.testing.assert_allclose(fast.sum(1), 1.0, atol=1e-4)
 
 
 def test_predict_no_detect_json_uses_the_bundled_model_by_default(tmp_path, capsys) -> None:  # noqa: ANN001
@@ -84,7 +95,7 @@ def test_eval_defaults_to_the_bundled_model_and_its_shipped_tta(tmp_path, capsys
     assert ferlab(["eval", "--data", str(data), "--split", "all", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     shipped = json.loads(bundled_model_path().with_name("default.json").read_text())["tta"]
-    assert report["tta"] == shipped and report["checkpoint"].endswith("default.pt")
+    assert report["tta"] == shipped and report["checkpoint"].endswith("default.int8.onnx")  # what predict runs
     assert report["num_images"] == 21
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from ferlab.cli.main import main as ferlab
 from ferlab.data.synthetic import synthetic_faces, write_image_folder
+from ferlab.evaluate.suite import TTA_NAMES
 from ferlab.export.model_card import choose_tta
 from ferlab.export.model_card import main as card_main
 
@@ -38,7 +39,9 @@ def bundled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
     assert ferlab(["train", "--model", "simple_cnn", "--data", str(data), "--epochs", "1", "--out", str(run),
                    "--no-progress", "--threads", "1"]) == 0
     assert ferlab(["export", str(run), "--bundle", str(assets / "default.pt"), "--half"]) == 0
-    assert ferlab(["export", str(assets / "default.pt"), "--onnx", str(assets / "default.onnx")]) == 0
+    assert ferlab(["export", str(assets / "default.pt"), "--onnx", str(assets / "default.onnx"), "--int8",
+                   "--calibration", str(data), "--calibration-size", "40"]) == 0
+    (assets / "default.onnx").unlink()  # as `make bundle`: only the int8 twin ships
     return root, run, assets
 
 
@@ -54,7 +57,7 @@ def _eval_json(capsys: pytest.CaptureFixture, model: Path, data: Path, split: st
 def test_bundle_chain_writes_a_card_with_the_reports_figures(bundled, capsys) -> None:  # noqa: ANN001
     root, run, assets = bundled
     data = root / "faces.zip"
-    evals = [_eval_json(capsys, assets / "default.pt", data, split, tta, root)
+    evals = [_eval_json(capsys, assets / "default.int8.onnx", data, split, tta, root)
              for split in ("val", "test") for tta in ("none", "flip")]
     val_none = json.loads(evals[0].read_text())
     summary = json.loads((run / "summary.json").read_text())
@@ -65,29 +68,36 @@ def test_bundle_chain_writes_a_card_with_the_reports_figures(bundled, capsys) ->
                       "--out", str(card)]) == 0
     text = card.read_text()
     meta = json.loads((assets / "default.json").read_text())
-    assert meta["tta"] in ("none", "flip") and meta["backend"] == "onnx"
+    assert meta["tta"] in ("none", "flip") and meta["backend"] == "onnx-int8"
+    assert "Inference backend: `onnx-int8`" in text and "`default.int8.onnx`" in text
     shipped = json.loads((root / f"eval_test_{meta['tta']}.json").read_text())
     assert f"{100 * shipped['accuracy']:.2f}%" in text
     for cls, stats in shipped["per_class"].items():
         assert f"| {cls} | {stats['precision']:.3f} | {stats['recall']:.3f} |" in text
     assert "## Known failure modes" in text and "## Intended and unintended uses" in text
-    assert set(meta["faces_per_second"]) == {"none", "flip", "tencrop"}
+    assert set(meta["faces_per_second"]) == set(TTA_NAMES)
     assert all(v > 0 for v in meta["faces_per_second"].values())
 
 
 @pytest.mark.slow
-def test_from_pretrained_prefers_the_onnx_twin_named_in_default_json(bundled, monkeypatch) -> None:  # noqa: ANN001
+def test_from_pretrained_runs_the_twin_named_in_default_json(bundled, monkeypatch) -> None:  # noqa: ANN001
     from ferlab.export.ort_backend import OnnxClassifier
-    from ferlab.predict import predictor as predictor_mod
+    from ferlab.predict import bundled as bundled_mod
+    from ferlab.predict.predictor import Predictor
     from ferlab.train.checkpoint import TorchClassifier
 
     _, _, assets = bundled
-    monkeypatch.setattr(predictor_mod, "bundled_model_path", lambda: assets / "default.pt")
-    (assets / "default.json").write_text(json.dumps({"tta": "flip", "backend": "onnx"}))
-    p = predictor_mod.Predictor.from_pretrained()
+    monkeypatch.setattr(bundled_mod, "bundled_model_path", lambda: assets / "default.pt")
+    (assets / "default.json").write_text(json.dumps({"tta": "flip", "backend": "onnx-int8"}))
+    p = Predictor.from_pretrained()
     assert isinstance(p.classifier, OnnxClassifier) and p.tta == "flip"
+    assert p.classifier.info["quantization"] == "int8-qdq"
+    assert isinstance(Predictor.from_pretrained(backend="torch").classifier, TorchClassifier)
+    (assets / "default.json").write_text(json.dumps({"tta": "flip", "backend": "onnx"}))  # no fp32 twin shipped
+    p = Predictor.from_pretrained()
+    assert isinstance(p.classifier, TorchClassifier) and p.tta == "flip"
     (assets / "default.json").write_text(json.dumps({"tta": "none", "backend": "torch"}))
-    p = predictor_mod.Predictor.from_pretrained()
+    p = Predictor.from_pretrained()
     assert isinstance(p.classifier, TorchClassifier) and p.tta == "none"
 
 

@@ -7,6 +7,8 @@ import json
 import shlex
 from pathlib import Path
 
+from ferlab.evaluate.suite import TTA_NAMES
+
 __all__ = ["register"]
 
 
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default=None, help="data source (required for a suite; runs default to their own data)")
     p.add_argument("--only", default=None, help="comma-separated experiment names of the suite to run")
     p.add_argument("--dry-run", action="store_true", help="print what would be trained, resumed, re-used or skipped")
-    p.add_argument("--tta", default="none", choices=("none", "flip", "tencrop"), help="TTA for runs mode")
+    p.add_argument("--tta", default="none", choices=TTA_NAMES, help="TTA for runs mode")
     p.add_argument("--readme", default=None, help="splice the leaderboard into this file between the "
                                                   "<!-- leaderboard:start/end --> markers")
     p.add_argument("--merge", action="store_true", help="add these rows to the leaderboard already in --out (rows of "

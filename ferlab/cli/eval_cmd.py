@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from ferlab.evaluate.suite import TTA_NAMES
+
 __all__ = ["register"]
 
 
@@ -18,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="data source: FER2013 zip/folder/CSV or a class-per-folder dataset")
     p.add_argument("--split", default="test",
                    help="split to evaluate: test (default), private_test, val, train, or all (a whole foreign dataset)")
-    p.add_argument("--tta", default=None, choices=("none", "flip", "tencrop"),
+    p.add_argument("--tta", default=None, choices=TTA_NAMES,
                    help="test-time augmentation (default: the one a bundled model ships with, else none)")
     p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default: 256)")
     p.add_argument("--limit", type=int, default=None, help="evaluate at most N evenly spaced images of the split")
@@ -49,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise ConfigError("--batch-size and --limit must be >= 1")
-    from ferlab.predict.predictor import bundled_model_path, shipped_tta
+    from ferlab.predict.bundled import bundled_inference_path, shipped_tta
 
-    checkpoint = args.checkpoint or str(bundled_model_path())
+    checkpoint = args.checkpoint or str(bundled_inference_path())  # the file `ferlab predict` runs
     tta = args.tta or shipped_tta(checkpoint)
     report = evaluate_checkpoint(checkpoint, args.data, split=args.split, tta=tta,
                                  batch_size=args.batch_size, limit=args.limit, out=args.out, progress=True)

@@ -24,12 +24,13 @@ import yaml
 
 from ferlab.errors import ConfigError
 
-__all__ = ["Suite", "Experiment", "SpeedConfig", "load_suite", "parse_suite"]
+__all__ = ["Suite", "Experiment", "SpeedConfig", "TTA_NAMES", "load_suite", "parse_suite"]
 
 _SUITE_KEYS = ("name", "description", "defaults", "speed", "experiments")
 _EXTRA_KEYS = ("name", "tta", "note")
 _SET_BY_COMPARE = ("data", "out")
-_TTA = ("none", "flip", "tencrop")
+#: Test-time augmentation names (views in ferlab.train.checkpoint.TTA_MODES); kept torch-free for the CLI.
+TTA_NAMES = ("none", "flip", "flipcrop", "tencrop")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -136,8 +137,8 @@ def _experiment(raw: Any, defaults: dict, index: int, train_keys: tuple[str, ...
         raise ConfigError(f"{where}: needs a 'name' made of letters, digits and _ . + - (got '{name}')")
     where = f"experiment '{name}'"
     tta = str(merged.get("tta", "none"))
-    if tta not in _TTA:
-        raise ConfigError(f"{where}: unknown tta '{tta}'; choose from {', '.join(_TTA)}")
+    if tta not in TTA_NAMES:
+        raise ConfigError(f"{where}: unknown tta '{tta}'; choose from {', '.join(TTA_NAMES)}")
     train = {k: v for k, v in merged.items() if k not in _EXTRA_KEYS}
     if "model" not in train:
         raise ConfigError(f"{where}: needs a 'model'")

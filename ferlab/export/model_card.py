@@ -29,18 +29,24 @@ __all__ = ["MIN_FACES_PER_SECOND", "choose_tta", "measure_faces_per_second", "re
 MIN_FACES_PER_SECOND = 500
 
 
+_BACKEND_NOTES = {"onnx-int8": "ONNX Runtime, static int8 quantisation calibrated on 512 Training faces; classifier "
+                                 "and softmax in float",
+                  "onnx": "ONNX Runtime, fp32", "torch": "PyTorch, fp16 weights computed in fp32"}
+
+
 def choose_tta(val_reports: list[dict[str, Any]], min_gain: float = 0.002, speeds: dict[str, float] | None = None,
                min_faces_per_second: float = MIN_FACES_PER_SECOND) -> str:
     """The TTA mode to ship, picked on the validation split only: among the modes fast enough (`speeds`, faces/s),
     the cheapest one within `min_gain` of the best."""
-    cost = {"none": 1, "flip": 2, "tencrop": 10}
+    from ferlab.train.checkpoint import tta_cost
+
     if speeds is not None:  # 10% slack: one timing run on a shared 2-core machine is noisy
         val_reports = [r for r in val_reports if speeds.get(r["tta"], 0) >= 0.9 * min_faces_per_second]
     if not val_reports:
         return "none"
     best = max(r["accuracy"] for r in val_reports)
     worth = [r for r in val_reports if r["accuracy"] >= best - min_gain]
-    return min(worth, key=lambda r: cost.get(r["tta"], 99))["tta"]
+    return min(worth, key=lambda r: tta_cost(r["tta"]))["tta"]
 
 
 def measure_faces_per_second(classifier: Any, tta: str, *, faces: int = 2048, batch_size: int = 256,
@@ -69,7 +75,7 @@ def _pct(value: float | None) -> str:
 
 def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], history: list[dict[str, str]],
                       reports: list[dict[str, Any]], shipped_tta: str, speeds: dict[str, float],
-                      file_sizes: dict[str, int], commands: list[str]) -> str:
+                      file_sizes: dict[str, int], commands: list[str], backend: str = "torch") -> str:
     """Markdown model card from the run's config/summary/metrics, the eval reports and measured speeds."""
     test = {r["tta"]: r for r in reports if r["split"] == "test"}
     val = {r["tta"]: r for r in reports if r["split"] == "val"}
@@ -87,6 +93,9 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
            f"- Shipped test-time augmentation: `{shipped_tta}` (the most accurate on the validation split, never on "
            f"test, among the modes that classify >= {MIN_FACES_PER_SECOND} faces/s here).",
            "- Files: " + ", ".join(f"`{name}` {size / 1e6:.2f} MB" for name, size in file_sizes.items()) + ".",
+           f"- Inference backend: `{backend}` ({_BACKEND_NOTES.get(backend, backend)}); `ferlab predict`, "
+           "`ferlab eval` and the metrics below use it. Explanations and the web server load the torch weights "
+           "(gradients).",
            "", "## Data and splits",
            "- Trained from scratch on FER2013 `Training` (Kaggle layout); no other data, no pretrained weights.",
            f"- Model selection on a validation split carved from Training ({config.get('val_fraction')} stratified, "
@@ -170,12 +179,21 @@ def _read_history(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def _fast_twin(model: Path, backend_files: dict[str, str]) -> tuple[str, Path]:
+    """The fastest inference file bundled beside `model`: int8 ONNX, else fp32 ONNX, else the torch weights."""
+    for backend in ("onnx-int8", "onnx"):
+        path = model.with_name(backend_files[backend])
+        if path.is_file():
+            return backend, path
+    return "torch", model
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: write the card and default.json (shipped TTA) next to the bundled weights."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="the training run directory")
     parser.add_argument("--eval", nargs="+", required=True, help="`ferlab eval --json` outputs (val and test)")
-    parser.add_argument("--model", required=True, help="the bundled .pt (and its .onnx beside it, if any)")
+    parser.add_argument("--model", required=True, help="the bundled .pt (its int8/fp32 ONNX twin beside it, if any)")
     parser.add_argument("--out", required=True, help="MODEL_CARD.md to write")
     parser.add_argument("--readme", default=None, help="also splice the metrics table into this README's markers")
     args = parser.parse_args(argv)
@@ -188,24 +206,27 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"model_card: error: {err}") from None
     if any(not isinstance(r, dict) or "tta" not in r or "split" not in r for r in reports):
         raise SystemExit("model_card: error: eval reports must come from `ferlab eval --json`")
+    from ferlab.evaluate.suite import TTA_NAMES
+    from ferlab.predict.bundled import BACKEND_FILES
     from ferlab.train.checkpoint import load_classifier
 
-    onnx = model.with_suffix(".onnx")
-    fast = load_classifier(onnx if onnx.is_file() else model)
-    speeds = {mode: measure_faces_per_second(fast, mode) for mode in ("none", "flip", "tencrop")}
+    backend, fast_path = _fast_twin(model, BACKEND_FILES)
+    fast = load_classifier(fast_path)
+    speeds = {mode: measure_faces_per_second(fast, mode) for mode in TTA_NAMES}
     tta = choose_tta([r for r in reports if r["split"] == "val"], speeds=speeds)
-    sizes = {p.name: p.stat().st_size for p in (model, onnx) if p.is_file()}
+    sizes = {p.name: p.stat().st_size for p in {model, fast_path} if p.is_file()}
     commands = [f"ferlab train --config configs/bundled/{config.get('model')}.yaml --data FER2013.zip --out {run}",
                 "make bundle RUN=" + str(run) + " DATA=FER2013.zip"]
     card = render_model_card(config=config, summary=summary, history=_read_history(run / "metrics.csv"),
-                             reports=reports, shipped_tta=tta, speeds=speeds, file_sizes=sizes, commands=commands)
+                             reports=reports, shipped_tta=tta, speeds=speeds, file_sizes=sizes, commands=commands,
+                             backend=backend)
     atomic_write_text(args.out, card)
     if args.readme and not splice_readme(Path(args.readme), card):
         print(f"model_card: no <!-- bundled:start/end --> markers in {args.readme}; left it alone")
     shipped = {r["split"]: r for r in reports if r["tta"] == tta}
     headline = {f"{split}_{key}": round(float(r[key]), 4) for split, r in shipped.items()
                 for key in ("accuracy", "macro_f1", "leakage_free_accuracy") if r.get(key) is not None}
-    meta = {"tta": tta, "model": summary.get("model"), "backend": "onnx" if onnx.is_file() else "torch",
+    meta = {"tta": tta, "model": summary.get("model"), "backend": backend,
             "metrics": headline, "faces_per_second": {k: round(v) for k, v in speeds.items()},
             "card": "MODEL_CARD.md"}
     atomic_write_text(model.with_name("default.json"), json.dumps(meta, indent=2) + "\n")

@@ -76,7 +76,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, tolerance: float = P
                               external_data=False, verbose=False)
         proto = onnx.load(str(tmp))
         meta = {"ferlab_version": __version__, "model_name": clf.model_name, "classes": json.dumps(list(clf.classes)),
-                "image_size": str(size), "input": "uint8 N x 1 x H x W grayscale faces", "output": "probabilities"}
+                "image_size": str(size), "input": "uint8 N x 1 x H x W grayscale faces", "output": "probabilities",
+                "config": json.dumps(clf.info.get("config") or {}, default=str)}  # `eval --split val` re-carves by it
         for key, value in meta.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value

@@ -38,6 +38,10 @@ def load_onnx_classifier(path: str | Path) -> OnnxClassifier:
     meta = session.get_modelmeta().custom_metadata_map
     if "classes" not in meta or "image_size" not in meta:
         raise CheckpointError(f"{path} is not a ferlab ONNX export (no class names in its metadata)")
-    info = {"format": "onnx", "path": str(path), **meta, "quantization": meta.get("quantization", "none")}
+    info: dict = {"format": "onnx", "path": str(path), **meta, "quantization": meta.get("quantization", "none")}
+    try:  # the training config (val_fraction, seed ...), stored by exports: `eval --split val` re-carves by it
+        info["config"] = json.loads(meta.get("config") or "{}")
+    except ValueError:
+        info["config"] = {}
     return OnnxClassifier(session, tuple(json.loads(meta["classes"])), meta.get("model_name", "onnx"),
                           int(meta["image_size"]), info)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ferlab.errors import CheckpointError, FerlabError
+from ferlab.predict.bundled import bundled_model_path, shipped_tta  # re-exported: the public names predate bundled.py
 from ferlab.predict.detectors import DetectorConfig
 from ferlab.predict.faces import AlignedFace, detect_and_align
 from ferlab.predict.images import as_rgb
@@ -44,22 +43,6 @@ class FacePrediction:
         return out
 
 
-def bundled_model_path() -> Path:
-    """ferlab/assets/models/default.pt inside the installed package."""
-    return Path(str(resources.files("ferlab") / "assets" / "models" / "default.pt"))
-
-
-def shipped_tta(model_path: str | Path) -> str:
-    """The TTA a bundled model ships with (from the default.json beside it), else "none"."""
-    meta = Path(model_path).with_name("default.json")
-    if Path(model_path).stem != "default" or not meta.is_file():
-        return "none"
-    try:
-        return str(json.loads(meta.read_text()).get("tta", "none"))
-    except (OSError, ValueError):
-        return "none"
-
-
 class Predictor:
     """Detect, align and classify faces with one classifier (torch, classical or ONNX Runtime)."""
 
@@ -86,17 +69,15 @@ class Predictor:
 
     @classmethod
     def from_pretrained(cls, backend: str = "auto", **kwargs: Any) -> Predictor:
-        """The bundled default model; TTA from default.json. `backend`: auto (the ONNX twin when default.json says
-        so: 1.5-3x faster), or torch (needed for gradient explanations)."""
-        path = bundled_model_path()
+        """The bundled default model with its shipped TTA (default.json). `backend`: auto (the fast twin default.json
+        names: int8 ONNX, ~3x the torch speed), or torch (the fp16 weights; needed for gradient explanations)."""
+        from ferlab.predict import bundled
+
+        path = bundled.bundled_model_path()
         if not path.is_file():
             raise CheckpointError(f"bundled model missing at {path}; reinstall ferlab or pass --model")
-        meta_path = path.with_name("default.json")
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        kwargs.setdefault("tta", meta.get("tta", "none"))
-        onnx = path.with_suffix(".onnx")
-        fast = backend == "auto" and meta.get("backend") == "onnx" and onnx.is_file()
-        return cls.from_checkpoint(onnx if fast else path, **kwargs)
+        kwargs.setdefault("tta", bundled.bundled_meta(path).get("tta", "none"))
+        return cls.from_checkpoint(bundled.bundled_inference_path(backend), **kwargs)
 
     def classify_faces(self, faces: np.ndarray) -> np.ndarray:
         """Already-aligned uint8 N x H x W crops -> probabilities N x C (batched)."""

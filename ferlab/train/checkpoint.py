@@ -100,14 +100,26 @@ def _flip_views(x: torch.Tensor) -> list[torch.Tensor]:
     return [x, x.flip(-1)]
 
 
-def _tencrop_views(x: torch.Tensor, frac: float = 0.9) -> list[torch.Tensor]:
-    """4 corner + centre crops at `frac` of the side, resized back, and their mirror images."""
+def _crops(x: torch.Tensor, frac: float, where: str) -> list[torch.Tensor]:
+    """Crops at `frac` of the side (centre only, or 4 corners + centre), resized back to the input size."""
     h, w = x.shape[-2:]
     ch, cw = max(int(round(h * frac)), 1), max(int(round(w * frac)), 1)
-    offsets = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), ((h - ch) // 2, (w - cw) // 2)]
+    centre = ((h - ch) // 2, (w - cw) // 2)
+    offsets = [centre] if where == "centre" else [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), centre]
     crops = [x[..., y:y + ch, x0:x0 + cw] for y, x0 in offsets]
-    resized = [F.interpolate(c.unsqueeze(1).float(), size=(h, w), mode="bilinear", align_corners=False,
-                             antialias=False).squeeze(1).round().clamp(0, 255).to(torch.uint8) for c in crops]
+    return [F.interpolate(c.unsqueeze(1).float(), size=(h, w), mode="bilinear", align_corners=False,
+                          antialias=False).squeeze(1).round().clamp(0, 255).to(torch.uint8) for c in crops]
+
+
+def _flipcrop_views(x: torch.Tensor, frac: float = 0.9) -> list[torch.Tensor]:
+    """The face and its centre crop at `frac` of the side, each with its mirror image: 4 views."""
+    centre = _crops(x, frac, "centre")[0]
+    return [x, x.flip(-1), centre, centre.flip(-1)]
+
+
+def _tencrop_views(x: torch.Tensor, frac: float = 0.9) -> list[torch.Tensor]:
+    """4 corner + centre crops at `frac` of the side, resized back, and their mirror images."""
+    resized = _crops(x, frac, "all")
     return resized + [r.flip(-1) for r in resized]
 
 
@@ -115,8 +127,14 @@ def _tencrop_views(x: torch.Tensor, frac: float = 0.9) -> list[torch.Tensor]:
 TTA_MODES: dict[str, Callable[[torch.Tensor], list[torch.Tensor]]] = {
     "none": lambda x: [x],
     "flip": _flip_views,
+    "flipcrop": _flipcrop_views,
     "tencrop": _tencrop_views,
 }
+
+
+def tta_cost(tta: str) -> int:
+    """Forward passes per face for a TTA mode (its number of views)."""
+    return len(tta_views(torch.zeros(1, 8, 8, dtype=torch.uint8), tta))
 
 
 def tta_views(images: torch.Tensor, tta: str) -> list[torch.Tensor]:
