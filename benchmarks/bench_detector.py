@@ -76,10 +76,10 @@ def _variants(threads: int, with_threads: bool) -> dict[str, object]:
     out = {"before (fp32 640, weights as inputs)": _legacy(make()), "fp32 640": make()}
     for side in (512, 480, 416, 320):
         out[f"fp32 {side}"] = make(max_side=side)
-    out["fp32 640, min_face 40"] = make(min_face=40)
+    out["fp32 640, min_face 48"] = make(min_face=48)
     out["int8 640"] = make(precision="int8")
     out["int8 480"] = make(precision="int8", max_side=480)
-    out["int8 640, min_face 40"] = make(precision="int8", min_face=40)
+    out["int8 640, min_face 48"] = make(precision="int8", min_face=48)
     if with_threads:
         for n in (1, 2):
             out[f"fp32 640, {n} thread(s)"] = make(threads=n)
@@ -143,7 +143,7 @@ def pipeline(args: argparse.Namespace) -> None:
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     variants = _variants(args.threads, False)
     keep = ("before (fp32 640, weights as inputs)", "fp32 640", "fp32 480", "int8 640", "int8 480",
-            "int8 640, min_face 40")
+            "int8 640, min_face 48")
     base = Predictor.from_pretrained()
     model_path = getattr(getattr(base.classifier, "session", None), "_model_path", None)
     if args.threads and model_path:  # the classifier too, or its idle pool threads spin on the CPU clock
@@ -186,13 +186,15 @@ def recall(args: argparse.Namespace) -> None:
     face = data.astronaut()
     box_ratio = 88 / 512  # CenterFace's box width on the full-resolution 512-px astronaut
     configs = [DetectorConfig(max_side=s) for s in (640, 512, 480, 416, 320)]
-    configs += [DetectorConfig(min_face=m) for m in (24, 32, 40, 48)]
+    configs += [DetectorConfig(min_face=m) for m in (32, 40, 48, 64)]
     configs += [DetectorConfig(precision="int8"), DetectorConfig(precision="int8", max_side=480),
-                DetectorConfig(precision="int8", min_face=40)]
+                DetectorConfig(precision="int8", min_face=48)]
     sides = list(range(512, 60, -8))
-    print("\n## recall: smallest face found (box width in source px; the astronaut scaled, 3 positions each)\n")
-    print("| precision | max_side | min_face | 1280x720 photo | 640x480 frame |")
-    print("|---|---:|---:|---:|---:|")
+    grids = [_lfw_grid(cell) for cell in (96, 64, 48)]
+    print("\n## recall: smallest face found (box width in source px; the astronaut scaled, 3 positions each), and "
+          "faces found of those placed in grids of LFW faces on a 1280x720 photo\n")
+    print("| precision | max_side | min_face | 1280x720 photo | 640x480 frame | LFW 96 px | LFW 64 px | LFW 48 px |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for cfg in configs:
         det = CenterFace(centerface_model_path(), config=cfg)
         cells = []
@@ -205,26 +207,35 @@ def recall(args: argparse.Namespace) -> None:
                     break
                 smallest = side
             cells.append("none" if smallest is None else f"{smallest * box_ratio:.0f} px")
-        print(f"| {cfg.precision} | {cfg.max_side} | {cfg.min_face or '-'} | {cells[0]} | {cells[1]} |")
+        cells += [f"{len(det.detect(img))}/{count}" for img, count in grids]
+        print(f"| {cfg.precision} | {cfg.max_side} | {cfg.min_face or '-'} | {' | '.join(cells)} |")
+
+
+def _lfw_grid(cell: int) -> tuple[np.ndarray, int]:
+    """LFW faces (scikit-image's 25 x 25 gray tight crops) scaled to `cell` px in a grid on a 1280x720 photo."""
+    import cv2
+    from skimage import data
+
+    lfw = data.lfw_subset()[:100]  # the first 100 are faces
+    grid = np.full((PHOTO[1], PHOTO[0]), 128, np.uint8)
+    pad = cell // 3
+    cols = PHOTO[0] // (cell + pad)
+    count = min(len(lfw), cols * (PHOTO[1] // (cell + pad)))
+    for k in range(count):
+        r, c = divmod(k, cols)
+        y, x = r * (cell + pad) + pad // 2, c * (cell + pad) + pad // 2
+        grid[y:y + cell, x:x + cell] = cv2.resize((lfw[k] * 255).astype(np.uint8), (cell, cell))
+    return np.repeat(grid[..., None], 3, axis=2), count
 
 
 def _heldout() -> list[np.ndarray]:
     """Scenes not used for calibration: the astronaut at other sizes/places, LFW faces composed into a grid."""
-    import cv2
     from skimage import data
 
     scenes = [_canvas(PHOTO, data.astronaut(), s, at)[0]
               for s, at in ((440, (0.9, 0.2)), (260, (0.3, 0.8)), (150, (0.6, 0.4)), (110, (0.05, 0.5)))]
     scenes.append(_scene(FRAME))
-    lfw = data.lfw_subset()[:100]  # the first 100 are faces (25 x 25, gray, tight crops)
-    for cell in (96, 64):
-        grid = np.full((720, 1280), 128, np.uint8)
-        pad = cell // 3
-        for k in range(min(len(lfw), (1280 // (cell + pad)) * (720 // (cell + pad)))):
-            r, c = divmod(k, 1280 // (cell + pad))
-            y, x = r * (cell + pad) + pad // 2, c * (cell + pad) + pad // 2
-            grid[y:y + cell, x:x + cell] = cv2.resize((lfw[k] * 255).astype(np.uint8), (cell, cell))
-        scenes.append(np.repeat(grid[..., None], 3, axis=2))
+    scenes.extend(_lfw_grid(cell)[0] for cell in (96, 64))
     return scenes
 
 
