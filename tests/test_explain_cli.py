@@ -58,3 +58,24 @@ def test_image_without_face_and_nothing_processed_exits_non_zero(tiny, tmp_path,
     Image.fromarray(np.full((200, 200, 3), 127, np.uint8)).save(blank)
     assert main(["explain", str(blank), "--model", str(tiny["ckpt"]), "--detector", "haar", "--json"]) == 1
     assert "no face" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_explain_image_finds_faces_with_the_predictors_detector_config(tiny, monkeypatch):
+    """Explain must detect exactly as predict does (same detector set-up), so face numbers match between them."""
+    from ferlab.errors import FaceNotFoundError
+    from ferlab.explain.api import explain_image
+    from ferlab.predict import faces as faces_mod
+    from ferlab.predict.detectors import DetectorConfig
+    from ferlab.predict.predictor import Predictor
+
+    seen = {}
+
+    def no_faces(rgb, **kwargs):  # noqa: ANN001, ANN202
+        seen.update(kwargs)
+        return []
+
+    monkeypatch.setattr(faces_mod, "detect_and_align", no_faces)
+    predictor = Predictor.from_checkpoint(tiny["ckpt"], detector_config=DetectorConfig(precision="fp32", min_face=48))
+    with pytest.raises(FaceNotFoundError):
+        explain_image(predictor, np.zeros((64, 64, 3), np.uint8))
+    assert seen["detector_config"] == DetectorConfig(precision="fp32", min_face=48)

@@ -183,6 +183,7 @@ def explain_image(clf: Any, image: Any, *, method: str = "gradcam", target: str 
 
     from ferlab.predict.images import as_rgb
 
+    detector_config = getattr(clf, "detector_config", None)  # a Predictor's: explain finds the faces predict finds
     clf = getattr(clf, "classifier", clf)
     model = require_torch_model(clf)
     size = int(getattr(clf, "image_size", 0) or model.ferlab_cfg.input_size[1])
@@ -193,7 +194,8 @@ def explain_image(clf: Any, image: Any, *, method: str = "gradcam", target: str 
         return explain_faces(clf, np.stack(faces), method=method, target=target)
     from ferlab.predict.faces import detect_and_align
 
-    aligned = [f for f in detect_and_align(rgb, detector=detector, size=size) if not getattr(f, "too_small", False)]
+    aligned = [f for f in detect_and_align(rgb, detector=detector, size=size,
+                                                detector_config=detector_config) if not getattr(f, "too_small", False)]
     if not aligned:
         raise FaceNotFoundError("no face found in the image (use --no-detect if it is already a face crop)")
     marks = [_crop_landmarks(f, size) for f in aligned]  # regions follow each face's own landmarks
