@@ -118,6 +118,16 @@ def _interleaved(fns: dict[str, Callable[[], object]], repeats: int, clock: Call
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
+def _print_times(first: str, last: str, times: dict[str, dict[str, float]], base: str, extra: dict[str, str]) -> None:
+    """Markdown table: per variant, photo and frame ms with the speed-up over `base`, and one extra column."""
+    print(f"| {first} | 1280x720 ms | x faster | 640x480 ms | x faster | {last} |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, note in extra.items():
+        p, f = times["photo"][name], times["frame"][name]
+        print(f"| {name} | {p * 1000:.1f} | {times['photo'][base] / p:.2f} | {f * 1000:.1f} | "
+              f"{times['frame'][base] / f:.2f} | {note} |")
+
+
 def speed(args: argparse.Namespace) -> None:
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     variants = _variants(args.threads, args.clock == "wall")
@@ -129,12 +139,8 @@ def speed(args: argparse.Namespace) -> None:
     base = next(iter(variants))
     print(f"\n## speed: detect() median {args.clock} ms over {args.repeats} interleaved rounds "
           f"(threads={args.threads or 'default'})\n")
-    print("| variant | 1280x720 ms | x faster | 640x480 ms | x faster | faces (photo, frame) |")
-    print("|---|---:|---:|---:|---:|---|")
-    for name, det in variants.items():
-        p, f = times["photo"][name], times["frame"][name]
-        print(f"| {name} | {p * 1000:.1f} | {times['photo'][base] / p:.2f} | {f * 1000:.1f} | "
-              f"{times['frame'][base] / f:.2f} | {len(det.detect(photo))}, {len(det.detect(frame))} |")
+    _print_times("variant", "faces (photo, frame)", times, base,
+                 {name: f"{len(det.detect(photo))}, {len(det.detect(frame))}" for name, det in variants.items()})
 
 
 def pipeline(args: argparse.Namespace) -> None:
@@ -158,13 +164,8 @@ def pipeline(args: argparse.Namespace) -> None:
              for label, img in (("photo", photo), ("frame", frame))}
     print(f"\n## predict: Predictor.predict() median {args.clock} ms (bundled model, tta={base.tta}), "
           f"{args.repeats} interleaved rounds\n")
-    print("| detector | 1280x720 ms | x faster | 640x480 ms | x faster | label (photo) |")
-    print("|---|---:|---:|---:|---:|---|")
-    for name, pred in preds.items():
-        p, f = times["photo"][name], times["frame"][name]
-        labels = ",".join(face.label for face in pred.predict(photo))
-        print(f"| {name} | {p * 1000:.1f} | {times['photo'][keep[0]] / p:.2f} | {f * 1000:.1f} | "
-              f"{times['frame'][keep[0]] / f:.2f} | {labels} |")
+    _print_times("detector", "label (photo)", times, keep[0],
+                 {name: ",".join(face.label for face in pred.predict(photo)) for name, pred in preds.items()})
 
 
 def _found(det, size: tuple[int, int], face: np.ndarray, side: int) -> bool:  # noqa: ANN001
