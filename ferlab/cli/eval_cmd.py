@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="split to evaluate: test (default), private_test, val, train, or all (a whole foreign dataset)")
     p.add_argument("--tta", default=None, choices=TTA_NAMES,
                    help="test-time augmentation (default: the one a bundled model ships with, else none)")
+    p.add_argument("--ensemble", nargs="*", default=None, metavar="MODEL",
+                   help="average the probabilities of CHECKPOINT (default: the bundled model) and these models; "
+                        "with no MODEL: the bundled ensemble")
     p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default: 256)")
     p.add_argument("--limit", type=int, default=None, help="evaluate at most N evenly spaced images of the split")
     p.add_argument("--out", default=None, help="write report.json/.md/.html and PNG pictures into this folder")
@@ -51,11 +54,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise ConfigError("--batch-size and --limit must be >= 1")
-    from ferlab.predict.bundled import bundled_inference_path, shipped_tta
+    from ferlab.predict.bundled import model_sources, shipped_tta
 
-    checkpoint = args.checkpoint or str(bundled_inference_path())  # the file `ferlab predict` runs
-    tta = args.tta or shipped_tta(checkpoint)
-    report = evaluate_checkpoint(checkpoint, args.data, split=args.split, tta=tta,
+    sources = model_sources(args.checkpoint, args.ensemble)  # by default the file `ferlab predict` runs
+    tta = args.tta or shipped_tta(sources[0])
+    report = evaluate_checkpoint(sources, args.data, split=args.split, tta=tta,
                                  batch_size=args.batch_size, limit=args.limit, out=args.out, progress=True)
     if args.json:
         print(json.dumps(report.to_dict()))

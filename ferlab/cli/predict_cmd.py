@@ -120,18 +120,29 @@ def _images(pred, paths: Iterator[str], detect: bool) -> Iterator[tuple[str, lis
             yield path, list(result), None if result else f"{path}: no face found"
 
 
+def _predictor(args: argparse.Namespace, kw: dict):  # noqa: ANN202 - Predictor, imported lazily
+    """--model / --ensemble -> the Predictor (the bundled model with its shipped TTA by default)."""
+    from ferlab.predict import Predictor
+    from ferlab.predict.bundled import model_sources, shipped_tta
+    from ferlab.predict.ensemble import load_ensemble
+
+    if args.ensemble is None:
+        return Predictor.from_checkpoint(args.model, **kw) if args.model else Predictor.from_pretrained(**kw)
+    sources = model_sources(args.model, args.ensemble)
+    return Predictor(load_ensemble(sources), tta=shipped_tta(sources[0]), **kw)
+
+
 def _run(args: argparse.Namespace) -> int:
     import csv
     import itertools
 
     from ferlab.io import atomic_open
-    from ferlab.predict import Predictor
     from ferlab.predict.video import is_video_path
 
     index, count = parse_shard(args.shard)
     cfg = video_config(args)
     kw = {"detector": args.detector, "batch_size": args.batch_size, "detector_config": detector_config(args)}
-    pred = Predictor.from_checkpoint(args.model, **kw) if args.model else Predictor.from_pretrained(**kw)
+    pred = _predictor(args, kw)
     out = Path(args.out) if args.out else None
     detect = not args.no_detect
     ok = 0
@@ -182,6 +193,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="emotions of the faces in images, videos, folders or globs")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--model", help="checkpoint (.pt) or export (.onnx); default: the bundled model")
+    p.add_argument("--ensemble", nargs="*", default=None, metavar="MODEL",
+                   help="average --model (default: the bundled model) with these models; with no MODEL: the "
+                        "bundled ensemble")
     p.add_argument("--json", action="store_true", help="one JSON line per input on stdout")
     p.add_argument("--no-detect", action="store_true", help="each input is already a face crop")
     p.add_argument("--detector", default="auto", help="auto | centerface | haar | none")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ def evaluate_dataset(clf, ds: FaceDataset, *, split: str = "test", tta: str = "n
 
 
 def evaluate_checkpoint(
-    checkpoint: str | os.PathLike,
+    checkpoint: str | os.PathLike | Sequence[str | os.PathLike],
     data: str | os.PathLike,
     *,
     split: str = "test",
@@ -48,13 +49,13 @@ def evaluate_checkpoint(
     out: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> EvalReport:
-    """Load the checkpoint (any backend `load_classifier` knows; a run directory means its best.pt) and the data at
-    the model's image size, then evaluate."""
+    """Load the checkpoint (any backend `load_classifier` knows; a run directory means its best.pt; several: their
+    ensemble) and the data at the model's image size, then evaluate."""
     from ferlab.data import load
-    from ferlab.train.checkpoint import load_classifier
+    from ferlab.predict.ensemble import load_ensemble
 
-    path = Path(checkpoint)
-    clf = load_classifier(path / "best.pt" if (path / "best.pt").is_file() else path)
+    sources = [checkpoint] if isinstance(checkpoint, str | os.PathLike) else list(checkpoint)
+    clf = load_ensemble(sources)
     ds = load(data, image_size=clf.image_size, progress=progress)
     if split == "val":
         ds = with_training_validation(ds, clf.info.get("config") or {})

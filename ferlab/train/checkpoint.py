@@ -36,6 +36,7 @@ CHECKPOINT_BACKENDS: dict[str, str] = {
 #: file suffix -> "module:callable(path) -> Classifier" for files that are not torch checkpoints (e.g. ".onnx").
 FILE_BACKENDS: dict[str, str] = {
     ".onnx": "ferlab.export.ort_backend:load_onnx_classifier",
+    ".json": "ferlab.predict.ensemble:load_ensemble_file",
 }
 
 
