@@ -47,8 +47,8 @@ ASSETS := ferlab/assets/models
 FAST := $(ASSETS)/default.int8.onnx
 bundle: venv
 	$(BIN)/ferlab export $(RUN) --bundle $(ASSETS)/default.pt --half
-	$(BIN)/ferlab export $(ASSETS)/default.pt --onnx $(ASSETS)/default.onnx --int8 --calibration $(DATA)
-	rm -f $(ASSETS)/default.onnx
+	tmp=$$(mktemp -d) && $(BIN)/ferlab export $(ASSETS)/default.pt --onnx $$tmp/default.onnx --int8 \
+		--calibration $(DATA) && mv $$tmp/default.int8.onnx $(FAST) && rm -rf $$tmp
 	rm -rf docs/bundled && mkdir -p docs/bundled
 	for t in none flip flipcrop tencrop; do \
 		$(BIN)/ferlab eval $(FAST) --data $(DATA) --split val --tta $$t --json > docs/bundled/eval_val_$$t.json || exit 1; \
