@@ -210,3 +210,31 @@ def test_cli_detector_flags(tmp_path, astronaut, capsys):
     assert "no face found" in json.loads(capsys.readouterr().out)["error"]
     assert main(["predict", str(photo), "--min-face", "-1"]) == 2
     assert "ferlab: error: min_face" in capsys.readouterr().err
+
+
+@needs_centerface
+def test_warm_up_builds_the_int8_detector_before_the_first_request(int8_cache, monkeypatch, tmp_path):
+    from ferlab.predict import Predictor, centerface_int8
+
+    root, _ = int8_cache
+    graph = centerface_graph(centerface_model_path())
+    built = centerface_int8.int8_model_path(graph, root / "detectors").read_bytes()
+    calls: list[str] = []
+    monkeypatch.setattr(centerface_int8, "quantize_centerface", lambda model: calls.append("quantise") or built)
+    monkeypatch.setenv("FERLAB_CACHE_DIR", str(tmp_path))
+    det_mod._cached_detector.cache_clear()  # as in a fresh server process
+
+    class Dummy:
+        classes, image_size = ("happy", "sad"), 48
+
+        def predict_proba(self, faces, batch_size=256, tta="none"):  # noqa: ANN001, ANN202
+            calls.append(f"classify {len(faces)}")
+            return np.tile([0.9, 0.1], (len(faces), 1))
+
+    pred = Predictor(Dummy())
+    pred.warm_up()
+    assert calls == ["quantise", "classify 1"]
+    assert centerface_int8.int8_model_path(graph, tmp_path / "detectors").is_file()
+    pred.predict(np.full((64, 64, 3), 128, np.uint8))  # a first request: no face, and no quantisation any more
+    assert calls == ["quantise", "classify 1"]
+    det_mod._cached_detector.cache_clear()

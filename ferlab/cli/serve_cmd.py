@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     # torch, not the ONNX twin: /v1/explain needs gradients
     predictor = Predictor.from_checkpoint(args.model) if args.model else Predictor.from_pretrained(backend="torch")
+    predictor.warm_up()  # detector sessions (and the int8 CenterFace cache) before the first request
     app = create_app(predictor, settings=settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0

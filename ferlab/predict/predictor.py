@@ -79,6 +79,12 @@ class Predictor:
         kwargs.setdefault("tta", bundled.bundled_meta(path).get("tta", "none"))
         return cls.from_checkpoint(bundled.bundled_inference_path(backend), **kwargs)
 
+    def warm_up(self) -> None:
+        """Build the detector (the int8 CenterFace is quantised into the cache on first use, a few seconds) and run
+        the classifier once, so that a server's first request is not the slow one."""
+        self.align(np.full((96, 96, 3), 128, dtype=np.uint8))
+        self.classify_faces(np.full((1, self.classifier.image_size, self.classifier.image_size), 128, np.uint8))
+
     def classify_faces(self, faces: np.ndarray) -> np.ndarray:
         """Already-aligned uint8 N x H x W crops -> probabilities N x C (batched)."""
         arr = np.asarray(faces)
