@@ -41,12 +41,16 @@ clean:
 
 # The bundled model from a finished training run: slim fp16 .pt (explanations) + int8 ONNX twin (predict, eval),
 # val/test reports for every TTA, model card. The fp32 ONNX is only the int8 model's source and parity reference.
+# RUN: the shipped run, or its training stages in order (the last is shipped), e.g.
+#   make bundle RUN="runs/bundled runs/bundled_stage2" RECIPE="configs/bundled/fer_resnet.yaml configs/bundled/fer_resnet_stage2.yaml"
 RUN ?= runs/bundled
+RECIPE ?=
+LAST := $(lastword $(RUN))
 DATA ?= ../shared/data/fer2013.zip
 ASSETS := ferlab/assets/models
 FAST := $(ASSETS)/default.int8.onnx
 bundle: venv
-	$(BIN)/ferlab export $(RUN) --bundle $(ASSETS)/default.pt --half
+	$(BIN)/ferlab export $(LAST) --bundle $(ASSETS)/default.pt --half
 	tmp=$$(mktemp -d) && $(BIN)/ferlab export $(ASSETS)/default.pt --onnx $$tmp/default.onnx --int8 \
 		--calibration $(DATA) && mv $$tmp/default.int8.onnx $(FAST) && rm -rf $$tmp
 	rm -rf docs/bundled && mkdir -p docs/bundled
@@ -54,5 +58,5 @@ bundle: venv
 		$(BIN)/ferlab eval $(FAST) --data $(DATA) --split val --tta $$t --json > docs/bundled/eval_val_$$t.json || exit 1; \
 		$(BIN)/ferlab eval $(FAST) --data $(DATA) --split test --tta $$t --json --out docs/bundled/eval_test_$$t > docs/bundled/eval_test_$$t.json || exit 1; \
 	done
-	cp $(RUN)/config.yaml $(RUN)/metrics.csv $(RUN)/curves.png $(RUN)/summary.json docs/bundled/
-	$(BIN)/python -m ferlab.export.model_card --run $(RUN) --eval docs/bundled/eval_*.json --model $(ASSETS)/default.pt --out $(ASSETS)/MODEL_CARD.md --readme README.md
+	cp $(LAST)/config.yaml $(LAST)/metrics.csv $(LAST)/curves.png $(LAST)/summary.json docs/bundled/
+	$(BIN)/python -m ferlab.export.model_card --run $(RUN) $(if $(RECIPE),--recipe $(RECIPE)) --eval docs/bundled/eval_*.json --model $(ASSETS)/default.pt --out $(ASSETS)/MODEL_CARD.md --readme README.md

@@ -124,3 +124,18 @@ def test_card_refuses_files_that_are_not_eval_reports_with_one_line(tmp_path) ->
     with pytest.raises(SystemExit, match="model_card: error: eval reports must come from"):
         card_main(["--run", str(tmp_path), "--eval", str(bogus), "--model", "x.pt", "--out", str(out)])
     assert not out.exists()
+
+
+def test_card_lists_training_stages_and_their_total_time() -> None:
+    from ferlab.export.model_card import render_model_card
+
+    stage1 = {"model": "fer_resnet", "epochs_done": 70, "epochs": 70, "elapsed_seconds": 6903.0,
+              "best_val_accuracy": 0.6776, "params": 2_800_000, "classes": ["happy", "sad"]}
+    stage2 = {**stage1, "epochs_done": 34, "epochs": 34, "elapsed_seconds": 3297.0, "best_val_accuracy": 0.69}
+    common = {"config": {"model": "fer_resnet"}, "history": [], "reports": [], "shipped_tta": "none", "speeds": {},
+              "file_sizes": {}, "commands": []}
+    text = render_model_card(summary=stage2, stages=[("runs/a", stage1), ("runs/b", stage2)], **common)
+    assert "1. `runs/a`: 70 epochs, 1.92 h, best validation accuracy 67.76%" in text
+    assert "2. `runs/b`: 34 epochs, 0.92 h, best validation accuracy 69.00%" in text
+    assert "Total training wall time: 2.83 h." in text  # (6903 + 3297) s
+    assert "Training stages" not in render_model_card(summary=stage1, stages=[("runs/a", stage1)], **common)

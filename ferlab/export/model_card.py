@@ -75,8 +75,10 @@ def _pct(value: float | None) -> str:
 
 def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], history: list[dict[str, str]],
                       reports: list[dict[str, Any]], shipped_tta: str, speeds: dict[str, float],
-                      file_sizes: dict[str, int], commands: list[str], backend: str = "torch") -> str:
-    """Markdown model card from the run's config/summary/metrics, the eval reports and measured speeds."""
+                      file_sizes: dict[str, int], commands: list[str], backend: str = "torch",
+                      stages: list[tuple[str, dict[str, Any]]] | None = None) -> str:
+    """Markdown model card from the run's config/summary/metrics, the eval reports and measured speeds. `stages`:
+    (run dir, summary) of every training stage in order when the shipped run continued earlier ones."""
     test = {r["tta"]: r for r in reports if r["split"] == "test"}
     val = {r["tta"]: r for r in reports if r["split"] == "val"}
     main = test.get(shipped_tta) or next(iter(test.values()), None)
@@ -113,6 +115,14 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
            f"a 2-core CPU ({summary.get('train_images_per_second')} training images/s); best validation accuracy "
            f"{_pct(summary.get('best_val_accuracy'))} at epoch {best} (the shipped weights).",
            "- Log and curves: `docs/bundled/metrics.csv`, `docs/bundled/curves.png`.", ""]
+    if stages and len(stages) > 1:
+        total = sum(float(st.get("elapsed_seconds", 0)) for _, st in stages) / 3600
+        out[-1:] = ["- Training stages (each continues from the previous stage's best weights; the budget counts "
+                    "them all):"]
+        out += [f"  {k}. `{run}`: {st.get('epochs_done')} epochs, {float(st.get('elapsed_seconds', 0)) / 3600:.2f} h,"
+                f" best validation accuracy {_pct(st.get('best_val_accuracy'))}" for k, (run, st) in
+                enumerate(stages, 1)]
+        out += [f"- Total training wall time: {total:.2f} h.", ""]
     if history:
         last = history[-1]
         out += [f"- Last epoch: train accuracy {_pct(float(last['train_accuracy']))}, validation accuracy "
@@ -191,16 +201,21 @@ def _fast_twin(model: Path, backend_files: dict[str, str]) -> tuple[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     """CLI: write the card and default.json (shipped TTA) next to the bundled weights."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="the training run directory")
+    parser.add_argument("--run", required=True, nargs="+",
+                        help="the training run directory; several: its stages in order, the last one shipped")
+    parser.add_argument("--recipe", nargs="+", default=None,
+                        help="the config file of each stage (default: configs/bundled/<model>.yaml)")
     parser.add_argument("--eval", nargs="+", required=True, help="`ferlab eval --json` outputs (val and test)")
     parser.add_argument("--model", required=True, help="the bundled .pt (its int8/fp32 ONNX twin beside it, if any)")
     parser.add_argument("--out", required=True, help="MODEL_CARD.md to write")
     parser.add_argument("--readme", default=None, help="also splice the metrics table into this README's markers")
     args = parser.parse_args(argv)
-    run, model = Path(args.run), Path(args.model)
+    runs, model = [Path(r) for r in args.run], Path(args.model)
+    run = runs[-1]
     try:
         config = yaml.safe_load((run / "config.yaml").read_text())
-        summary = json.loads((run / "summary.json").read_text())
+        stages = [(str(r), json.loads((r / "summary.json").read_text())) for r in runs]
+        summary = stages[-1][1]
         reports = [json.loads(Path(p).read_text()) for p in args.eval]
     except (OSError, ValueError, yaml.YAMLError) as err:
         raise SystemExit(f"model_card: error: {err}") from None
@@ -215,11 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     speeds = {mode: measure_faces_per_second(fast, mode) for mode in TTA_NAMES}
     tta = choose_tta([r for r in reports if r["split"] == "val"], speeds=speeds)
     sizes = {p.name: p.stat().st_size for p in {model, fast_path} if p.is_file()}
-    commands = [f"ferlab train --config configs/bundled/{config.get('model')}.yaml --data FER2013.zip --out {run}",
-                "make bundle RUN=" + str(run) + " DATA=FER2013.zip"]
+    recipes = args.recipe or [f"configs/bundled/{config.get('model')}.yaml"] * len(runs)
+    if len(recipes) != len(runs):
+        raise SystemExit(f"model_card: error: {len(runs)} runs but {len(recipes)} --recipe files")
+    commands = [f"ferlab train --config {cfg} --data FER2013.zip --out {r}" for cfg, r in zip(recipes, runs, strict=True)]
+    commands.append("make bundle RUN=" + (str(run) if len(runs) == 1 else '"' + " ".join(map(str, runs)) + '"')
+                    + " DATA=FER2013.zip")
     card = render_model_card(config=config, summary=summary, history=_read_history(run / "metrics.csv"),
                              reports=reports, shipped_tta=tta, speeds=speeds, file_sizes=sizes, commands=commands,
-                             backend=backend)
+                             backend=backend, stages=stages)
     atomic_write_text(args.out, card)
     if args.readme and not splice_readme(Path(args.readme), card):
         print(f"model_card: no <!-- bundled:start/end --> markers in {args.readme}; left it alone")
