@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     recipes = args.recipe or [f"configs/bundled/{config.get('model')}.yaml"] * len(runs)
     if len(recipes) != len(runs):
         raise SystemExit(f"model_card: error: {len(runs)} runs but {len(recipes)} --recipe files")
-    commands = [f"ferlab train --config {cfg} --data FER2013.zip --out {r}" for cfg, r in zip(recipes, runs, strict=True)]
+    commands = [f"ferlab train --config {cfg} --data FER2013.zip --out {r}"
+                for cfg, r in zip(recipes, runs, strict=True)]
     commands.append("make bundle RUN=" + (str(run) if len(runs) == 1 else '"' + " ".join(map(str, runs)) + '"')
                     + " DATA=FER2013.zip")
     card = render_model_card(config=config, summary=summary, history=_read_history(run / "metrics.csv"),
