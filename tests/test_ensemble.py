@@ -148,3 +148,19 @@ def test_eval_and_predict_cli_ensemble(tmp_path: Path, capsys) -> None:
     code = main(["eval", str(tmp_path / "bad.json"), "--data", str(data)])
     err = capsys.readouterr().err
     assert code != 0 and "model not found" in err and len(err.strip().splitlines()) == 1
+
+
+def test_ensemble_writer_cli_validates_before_writing(tmp_path: Path, capsys) -> None:
+    from ferlab.predict.ensemble import main as ensemble_main
+
+    pa, pb = _checkpoint(tmp_path / "a.pt", 0), _checkpoint(tmp_path / "b.pt", 1)
+    out = tmp_path / "pair.json"
+    assert ensemble_main([str(out), str(pa), str(pb), "--weights", "2", "1"]) == 0
+    written = out.read_text()
+    assert json.loads(written)["weights"] == [2.0, 1.0]
+    assert ensemble_main([str(out), str(pa), str(tmp_path / "missing.pt")]) == 2
+    assert "model not found" in capsys.readouterr().err
+    assert out.read_text() == written  # the good file survives a failed rewrite
+    assert ensemble_main([str(tmp_path / "x.txt"), str(pa)]) == 2
+    assert ensemble_main([str(out), str(pa), str(pb), "--weights", "1"]) == 2
+    assert out.read_text() == written

@@ -139,3 +139,61 @@ def test_card_lists_training_stages_and_their_total_time() -> None:
     assert "2. `runs/b`: 34 epochs, 0.92 h, best validation accuracy 69.00%" in text
     assert "Total training wall time: 2.83 h." in text  # (6903 + 3297) s
     assert "Training stages" not in render_model_card(summary=stage1, stages=[("runs/a", stage1)], **common)
+
+
+def test_ship_ensemble_only_when_it_wins_on_validation_within_the_speed_floor() -> None:
+    from ferlab.export.model_card import ship_ensemble
+
+    single = [_report("val", "flipcrop", 0.690), _report("test", "flipcrop", 0.99)]  # test never decides
+    better = [_report("val", "flip", 0.700), _report("test", "flip", 0.10)]
+    assert ship_ensemble(single, "flipcrop", better, "flip", {"flip": 700.0})
+    assert not ship_ensemble(single, "flipcrop", better, "flip", {"flip": 300.0})  # under the 500 faces/s floor
+    assert not ship_ensemble(single, "flipcrop", [_report("val", "flip", 0.691)], "flip", {"flip": 700.0})
+
+
+@pytest.mark.slow
+def test_bundle_ensemble_chain(bundled, capsys, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    """`make bundle-ensemble` in small: an ensemble file of the int8 twin and a snapshot, its eval reports, the card
+    and default.json; an ensemble that does not win on validation ships for --ensemble, not as the default."""
+    import shutil
+
+    from ferlab.predict import bundled as bundled_mod
+    from ferlab.predict.ensemble import EnsembleClassifier
+    from ferlab.predict.ensemble import main as ensemble_main
+    from ferlab.predict.predictor import Predictor
+
+    root, run, src = bundled
+    assets = tmp_path / "assets"
+    shutil.copytree(src, assets)
+    data = root / "faces.zip"
+    shutil.copy(assets / "default.int8.onnx", assets / "snapshot1.int8.onnx")  # an identical member: no gain
+    assert ensemble_main([str(assets / "ensemble.json"), str(assets / "default.int8.onnx"),
+                          str(assets / "snapshot1.int8.onnx")]) == 0
+    evals = [_eval_json(capsys, assets / "default.int8.onnx", data, split, "none", tmp_path)
+             for split in ("val", "test")]
+    for split in ("val", "test"):
+        capsys.readouterr()
+        assert ferlab(["eval", str(assets / "ensemble.json"), "--data", str(data), "--split", split, "--tta", "flip",
+                       "--json"]) == 0
+        evals.append(tmp_path / f"eval_{split}_ensemble_flip.json")
+        evals[-1].write_text(capsys.readouterr().out)
+    single_val = json.loads(evals[0].read_text())
+    ens_val = json.loads(evals[2].read_text())
+    assert ens_val["num_images"] == single_val["num_images"]  # the ensemble re-carves the same validation split
+    assert ens_val["model"].startswith("ensemble(")
+
+    card = tmp_path / "MODEL_CARD.md"
+    assert card_main(["--run", str(run), "--eval", *map(str, evals), "--model", str(assets / "default.pt"),
+                      "--ensemble", str(assets / "ensemble.json"), "--snapshots", str(run), "--out", str(card)]) == 0
+    text, meta = card.read_text(), json.loads((assets / "default.json").read_text())
+    assert meta["ensemble_tta"] == "flip" and meta["ensemble_metrics"]["test_accuracy"] == round(
+        json.loads(evals[3].read_text())["accuracy"], 4)
+    assert "| ensemble of 2 | test (PublicTest) | `flip` |" in text and "make bundle-ensemble" in text
+    assert "`snapshot1.int8.onnx`" in text
+    same = ens_val["accuracy"] < single_val["accuracy"] + 0.002  # identical members: flip alone may help or not
+    assert (meta["backend"] == "onnx-int8") == same
+    monkeypatch.setattr(bundled_mod, "bundled_model_path", lambda: assets / "default.pt")
+    meta["backend"] = "ensemble"
+    (assets / "default.json").write_text(json.dumps(meta))
+    p = Predictor.from_pretrained()
+    assert isinstance(p.classifier, EnsembleClassifier) and p.tta == "flip"

@@ -13,6 +13,7 @@ import argparse
 import csv
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ import yaml
 
 from ferlab.io import atomic_write_text
 
-__all__ = ["MIN_FACES_PER_SECOND", "choose_tta", "measure_faces_per_second", "render_model_card", "splice_readme",
-           "main"]
+__all__ = ["MIN_FACES_PER_SECOND", "EnsembleVariant", "choose_tta", "is_ensemble_report", "ship_ensemble",
+           "measure_faces_per_second", "render_model_card", "splice_readme", "main"]
 
 
 #: The bundled model with its TTA must classify at least this many aligned faces per second (issue 7).
@@ -47,6 +48,36 @@ def choose_tta(val_reports: list[dict[str, Any]], min_gain: float = 0.002, speed
     best = max(r["accuracy"] for r in val_reports)
     worth = [r for r in val_reports if r["accuracy"] >= best - min_gain]
     return min(worth, key=lambda r: tta_cost(r["tta"]))["tta"]
+
+
+def is_ensemble_report(report: dict[str, Any]) -> bool:
+    """An eval report of an ensemble (`ferlab eval` names its model `ensemble(a+b)`)."""
+    return str(report.get("model", "")).startswith("ensemble(")
+
+
+@dataclass(frozen=True)
+class EnsembleVariant:
+    """The bundled ensemble in the card: its member files, eval reports, measured speeds and chosen TTA; `default`
+    when it is the model `predict` and `eval` run."""
+
+    members: list[str]
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    speeds: dict[str, float] = field(default_factory=dict)
+    tta: str = "none"
+    default: bool = False
+
+
+def _val_accuracy(reports: list[dict[str, Any]], tta: str) -> float:
+    return max((r["accuracy"] for r in reports if r["split"] == "val" and r["tta"] == tta), default=-1.0)
+
+
+def ship_ensemble(single_reports: list[dict[str, Any]], single_tta: str, ensemble_reports: list[dict[str, Any]],
+                  ensemble_tta: str, ensemble_speeds: dict[str, float], min_gain: float = 0.002) -> bool:
+    """Make the ensemble the default only if, with its TTA, it is fast enough and beats the single model (with its
+    TTA) on the validation split by at least `min_gain`; test accuracy plays no part."""
+    if ensemble_speeds.get(ensemble_tta, 0) < 0.9 * MIN_FACES_PER_SECOND:
+        return False
+    return _val_accuracy(ensemble_reports, ensemble_tta) >= _val_accuracy(single_reports, single_tta) + min_gain
 
 
 def measure_faces_per_second(classifier: Any, tta: str, *, faces: int = 2048, batch_size: int = 256,
@@ -76,12 +107,15 @@ def _pct(value: float | None) -> str:
 def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], history: list[dict[str, str]],
                       reports: list[dict[str, Any]], shipped_tta: str, speeds: dict[str, float],
                       file_sizes: dict[str, int], commands: list[str], backend: str = "torch",
-                      stages: list[tuple[str, dict[str, Any]]] | None = None) -> str:
+                      stages: list[tuple[str, dict[str, Any]]] | None = None,
+                      ensemble: EnsembleVariant | None = None) -> str:
     """Markdown model card from the run's config/summary/metrics, the eval reports and measured speeds. `stages`:
     (run dir, summary) of every training stage in order when the shipped run continued earlier ones."""
     test = {r["tta"]: r for r in reports if r["split"] == "test"}
     val = {r["tta"]: r for r in reports if r["split"] == "val"}
     main = test.get(shipped_tta) or next(iter(test.values()), None)
+    if ensemble is not None and ensemble.default:
+        main = next((r for r in ensemble.reports if r["split"] == "test" and r["tta"] == ensemble.tta), main)
     hours = float(summary.get("elapsed_seconds", 0)) / 3600
     best = summary.get("best_epoch")
     kwargs = config.get("model_kwargs", {})
@@ -94,6 +128,7 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
            f"- Classes: {', '.join(summary.get('classes', []))}.",
            f"- Shipped test-time augmentation: `{shipped_tta}` (the most accurate on the validation split, never on "
            f"test, among the modes that classify >= {MIN_FACES_PER_SECOND} faces/s here).",
+           *_ensemble_lines(ensemble),
            "- Files: " + ", ".join(f"`{name}` {size / 1e6:.2f} MB" for name, size in file_sizes.items()) + ".",
            f"- Inference backend: `{backend}` ({_BACKEND_NOTES.get(backend, backend)}); `ferlab predict`, "
            "`ferlab eval` and the metrics below use it. Explanations and the web server load the torch weights "
@@ -127,19 +162,28 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
         last = history[-1]
         out += [f"- Last epoch: train accuracy {_pct(float(last['train_accuracy']))}, validation accuracy "
                 f"{_pct(float(last['val_accuracy']))}.", ""]
+    variants = [("single", val, test, speeds)]
+    if ensemble is not None:
+        variants.append((f"ensemble of {len(ensemble.members)}",
+                         {r["tta"]: r for r in ensemble.reports if r["split"] == "val"},
+                         {r["tta"]: r for r in ensemble.reports if r["split"] == "test"}, ensemble.speeds))
     rows = []
-    for split, by_tta in (("validation", val), ("test (PublicTest)", test)):
-        for tta, r in by_tta.items():
-            rows.append([split, f"`{tta}`", r["num_images"], _pct(r["accuracy"]), f"{r['macro_f1']:.4f}",
-                         _pct(r.get("leakage_free_accuracy")), f"{r['log_loss']:.4f}", f"{r['ece']:.4f}",
-                         f"{speeds.get(tta, float('nan')):.0f}"])
-    out += ["## Metrics", _table(["split", "TTA", "images", "accuracy", "macro-F1", "leakage-free accuracy",
-                                  "log loss", "ECE", "faces/s (batched, this CPU)"], rows), "",
+    for name, v_val, v_test, v_speeds in variants:
+        for split, by_tta in (("validation", v_val), ("test (PublicTest)", v_test)):
+            for tta, r in by_tta.items():
+                rows.append(([name] if ensemble is not None else [])
+                            + [split, f"`{tta}`", r["num_images"], _pct(r["accuracy"]), f"{r['macro_f1']:.4f}",
+                               _pct(r.get("leakage_free_accuracy")), f"{r['log_loss']:.4f}", f"{r['ece']:.4f}",
+                               f"{v_speeds.get(tta, float('nan')):.0f}"])
+    header = ["split", "TTA", "images", "accuracy", "macro-F1", "leakage-free accuracy", "log loss", "ECE",
+              "faces/s (batched, this CPU)"]
+    out += ["## Metrics", _table((["model"] if ensemble is not None else []) + header, rows), "",
             "Leakage-free accuracy counts only test images with no exact duplicate in Training "
             "(FER2013 holds cross-split duplicates; see `ferlab data audit`).", ""]
     if main:
         per_class = main["per_class"]
-        out += [f"### Per class on test (TTA `{main['tta']}`)",
+        who = f"the ensemble, TTA `{main['tta']}`" if is_ensemble_report(main) else f"TTA `{main['tta']}`"
+        out += [f"### Per class on test ({who})",
                 _table(["class", "precision", "recall", "F1", "support"],
                        [[c, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", s["support"]]
                         for c, s in per_class.items()]), ""]
@@ -150,7 +194,8 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
         weakest = min(per_class.items(), key=lambda kv: kv[1]["f1"])
         out += ["## Calibration",
                 f"Expected calibration error {main['ece']:.4f} on test; the reliability diagram is "
-                f"`docs/bundled/eval_test_{main['tta']}/reliability.png`.", "",
+                f"`docs/bundled/eval_test_{'ensemble_' if is_ensemble_report(main) else ''}{main['tta']}/"
+                "reliability.png`.", "",
                 "## Known failure modes",
                 f"- Weakest class: {weakest[0]} (F1 {weakest[1]['f1']:.3f}, {weakest[1]['support']} test images)."
                 " FER2013's disgust class has about 1.5% of the training images, so the model rarely predicts it.",
@@ -168,6 +213,17 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
             "emotion, and a 7-way label is not a person.", "",
             "## Reproduce", "```", *commands, "```", ""]
     return "\n".join(out)
+
+
+def _ensemble_lines(ensemble: EnsembleVariant | None) -> list[str]:
+    if ensemble is None:
+        return []
+    role = ("it is the default model (`predict`, `eval`, `Predictor.from_pretrained()`): it beat the single model on "
+            "the validation split" if ensemble.default else
+            "run it with `--ensemble`; the single model stays the default (the ensemble did not beat it on the "
+            "validation split by 0.2 points within the speed floor)")
+    return [f"- Ensemble: `ensemble.json` averages {', '.join(f'`{m}`' for m in ensemble.members)} with TTA "
+            f"`{ensemble.tta}` ({ensemble.speeds.get(ensemble.tta, float('nan')):.0f} faces/s); {role}."]
 
 
 def splice_readme(readme: Path, card: str, marker: str = "bundled") -> bool:
@@ -198,15 +254,26 @@ def _fast_twin(model: Path, backend_files: dict[str, str]) -> tuple[str, Path]:
     return "torch", model
 
 
+def _headline(reports: list[dict[str, Any]], tta: str) -> dict[str, float]:
+    return {f"{r['split']}_{key}": round(float(r[key]), 4) for r in reports if r["tta"] == tta
+            for key in ("accuracy", "macro_f1", "leakage_free_accuracy") if r.get(key) is not None}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """CLI: write the card and default.json (shipped TTA) next to the bundled weights."""
+    """CLI: write the card and default.json (shipped TTA, backend) next to the bundled weights."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, nargs="+",
                         help="the training run directory; several: its stages in order, the last one shipped")
     parser.add_argument("--recipe", nargs="+", default=None,
                         help="the config file of each stage (default: configs/bundled/<model>.yaml)")
-    parser.add_argument("--eval", nargs="+", required=True, help="`ferlab eval --json` outputs (val and test)")
+    parser.add_argument("--eval", nargs="+", required=True,
+                        help="`ferlab eval --json` outputs (val and test; the ensemble's too with --ensemble)")
     parser.add_argument("--model", required=True, help="the bundled .pt (its int8/fp32 ONNX twin beside it, if any)")
+    parser.add_argument("--ensemble", default=None,
+                        help="the bundled ensemble file (ensemble.json beside --model); made the default backend "
+                             "only if it beats the single model on validation within the speed floor")
+    parser.add_argument("--snapshots", nargs="+", default=None,
+                        help="the runs whose weights joined the ensemble (for the card's reproduce commands)")
     parser.add_argument("--out", required=True, help="MODEL_CARD.md to write")
     parser.add_argument("--readme", default=None, help="also splice the metrics table into this README's markers")
     args = parser.parse_args(argv)
@@ -221,38 +288,61 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"model_card: error: {err}") from None
     if any(not isinstance(r, dict) or "tta" not in r or "split" not in r for r in reports):
         raise SystemExit("model_card: error: eval reports must come from `ferlab eval --json`")
+    recipes = args.recipe or [f"configs/bundled/{config.get('model')}.yaml"] * len(runs)
+    if len(recipes) != len(runs):
+        raise SystemExit(f"model_card: error: {len(runs)} runs but {len(recipes)} --recipe files")
     from ferlab.evaluate.suite import TTA_NAMES
     from ferlab.predict.bundled import BACKEND_FILES
     from ferlab.train.checkpoint import load_classifier
 
+    single = [r for r in reports if not is_ensemble_report(r)]
     backend, fast_path = _fast_twin(model, BACKEND_FILES)
-    fast = load_classifier(fast_path)
-    speeds = {mode: measure_faces_per_second(fast, mode) for mode in TTA_NAMES}
-    tta = choose_tta([r for r in reports if r["split"] == "val"], speeds=speeds)
-    sizes = {p.name: p.stat().st_size for p in {model, fast_path} if p.is_file()}
-    recipes = args.recipe or [f"configs/bundled/{config.get('model')}.yaml"] * len(runs)
-    if len(recipes) != len(runs):
-        raise SystemExit(f"model_card: error: {len(runs)} runs but {len(recipes)} --recipe files")
+    speeds = {mode: measure_faces_per_second(load_classifier(fast_path), mode) for mode in TTA_NAMES}
+    tta = choose_tta([r for r in single if r["split"] == "val"], speeds=speeds)
+    files = {model, fast_path}
+    ensemble = None
+    if args.ensemble:
+        from ferlab.predict.ensemble import load_ensemble_file
+
+        ens = load_ensemble_file(args.ensemble)
+        ens_reports = [r for r in reports if is_ensemble_report(r)]
+        if not ens_reports:
+            raise SystemExit("model_card: error: --ensemble needs the ensemble's `ferlab eval --json` reports")
+        modes = sorted({r["tta"] for r in ens_reports}, key=TTA_NAMES.index)
+        ens_speeds = {mode: measure_faces_per_second(ens, mode) for mode in modes}
+        ens_tta = choose_tta([r for r in ens_reports if r["split"] == "val"], speeds=ens_speeds)
+        members = [Path(m).name for m in ens.sources]
+        files |= {Path(args.ensemble).with_name(m) for m in members}
+        ensemble = EnsembleVariant(members=members, reports=ens_reports, speeds=ens_speeds, tta=ens_tta,
+                                   default=ship_ensemble(single, tta, ens_reports, ens_tta, ens_speeds))
+    sizes = {p.name: p.stat().st_size for p in sorted(files) if p.is_file()}
     commands = [f"ferlab train --config {cfg} --data FER2013.zip --out {r}"
                 for cfg, r in zip(recipes, runs, strict=True)]
     commands.append("make bundle RUN=" + (str(run) if len(runs) == 1 else '"' + " ".join(map(str, runs)) + '"')
                     + " DATA=FER2013.zip")
+    if ensemble is not None:
+        commands.append("make bundle-ensemble SNAPSHOTS=" + '"' + " ".join(args.snapshots or ["RUN..."]) + '"'
+                        + " DATA=FER2013.zip")
     card = render_model_card(config=config, summary=summary, history=_read_history(run / "metrics.csv"),
-                             reports=reports, shipped_tta=tta, speeds=speeds, file_sizes=sizes, commands=commands,
-                             backend=backend, stages=stages)
+                             reports=single, shipped_tta=tta, speeds=speeds, file_sizes=sizes, commands=commands,
+                             backend=backend, stages=stages, ensemble=ensemble)
     atomic_write_text(args.out, card)
     if args.readme and not splice_readme(Path(args.readme), card):
         print(f"model_card: no <!-- bundled:start/end --> markers in {args.readme}; left it alone")
-    shipped = {r["split"]: r for r in reports if r["tta"] == tta}
-    headline = {f"{split}_{key}": round(float(r[key]), 4) for split, r in shipped.items()
-                for key in ("accuracy", "macro_f1", "leakage_free_accuracy") if r.get(key) is not None}
-    meta = {"tta": tta, "model": summary.get("model"), "backend": backend,
-            "metrics": headline, "faces_per_second": {k: round(v) for k, v in speeds.items()},
-            "card": "MODEL_CARD.md"}
+    meta: dict[str, Any] = {"tta": tta, "model": summary.get("model"), "backend": backend,
+                            "metrics": _headline(single, tta),
+                            "faces_per_second": {k: round(v) for k, v in speeds.items()}, "card": "MODEL_CARD.md"}
+    if ensemble is not None:
+        meta.update(ensemble_tta=ensemble.tta, ensemble_metrics=_headline(ensemble.reports, ensemble.tta),
+                    ensemble_faces_per_second={k: round(v) for k, v in ensemble.speeds.items()})
+        if ensemble.default:
+            meta["backend"] = "ensemble"
     atomic_write_text(model.with_name("default.json"), json.dumps(meta, indent=2) + "\n")
     print(f"model card: {args.out}; shipped TTA {tta}; faces/s " + ", ".join(f"{k} {v:.0f}" for k, v in speeds.items()))
+    if ensemble is not None:
+        print(f"ensemble: TTA {ensemble.tta}, " + ("the default backend" if ensemble.default else "not the default")
+              + "; faces/s " + ", ".join(f"{k} {v:.0f}" for k, v in ensemble.speeds.items()))
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -18,7 +18,8 @@ from ferlab.errors import CheckpointError
 from ferlab.io import atomic_open
 from ferlab.train.checkpoint import Classifier, load_classifier, tta_views
 
-__all__ = ["ENSEMBLE_FORMAT", "EnsembleClassifier", "load_ensemble", "load_ensemble_file", "write_ensemble_file"]
+__all__ = ["ENSEMBLE_FORMAT", "EnsembleClassifier", "load_ensemble", "load_ensemble_file", "write_ensemble_file",
+           "main"]
 
 ENSEMBLE_FORMAT = "ferlab-ensemble"
 
@@ -101,6 +102,8 @@ def write_ensemble_file(path: str | Path, members: Sequence[str | Path], weights
                         **extra: Any) -> Path:
     """Write an ensemble file atomically; members are stored relative to its folder when they live under it."""
     path = Path(path)
+    if weights is not None and len(weights) != len(members):
+        raise CheckpointError(f"{len(members)} ensemble members but {len(weights)} weights")
     base = path.parent.resolve()
     rel = []
     for m in members:
@@ -111,3 +114,31 @@ def write_ensemble_file(path: str | Path, members: Sequence[str | Path], weights
         json.dump(spec, fh, indent=2)
         fh.write("\n")
     return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m ferlab.predict.ensemble OUT.json MODEL MODEL... [--weights W W...]`: write an ensemble file."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m ferlab.predict.ensemble", description=main.__doc__)
+    parser.add_argument("out", help="the ensemble file to write (.json)")
+    parser.add_argument("members", nargs="+", help="model files (.pt, .onnx) or run directories")
+    parser.add_argument("--weights", nargs="+", type=float, default=None, help="one weight per member (default 1)")
+    args = parser.parse_args(argv)
+    try:
+        if not args.out.endswith(".json"):
+            raise CheckpointError(f"an ensemble file must end in .json: {args.out}")
+        # load first: a missing member or a class clash leaves any existing file untouched
+        clf = load_ensemble(args.members, args.weights or [1.0] * len(args.members))
+        path = write_ensemble_file(args.out, args.members, args.weights)
+    except CheckpointError as err:
+        print(f"ensemble: error: {err}", file=sys.stderr)
+        return 2
+    assert isinstance(clf, EnsembleClassifier)
+    print(f"ensemble: {path} = {' + '.join(clf.sources)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -69,15 +69,17 @@ class Predictor:
 
     @classmethod
     def from_pretrained(cls, backend: str = "auto", **kwargs: Any) -> Predictor:
-        """The bundled default model with its shipped TTA (default.json). `backend`: auto (the fast twin default.json
-        names: int8 ONNX, ~3x the torch speed), or torch (the fp16 weights; needed for gradient explanations)."""
+        """The bundled default model with its shipped TTA (default.json). `backend`: auto (the file default.json
+        names: the int8 ONNX twin, ~3x the torch speed, or the bundled ensemble), torch (the fp16 weights; needed
+        for gradient explanations), or any key of `ferlab.predict.bundled.BACKEND_FILES`."""
         from ferlab.predict import bundled
 
         path = bundled.bundled_model_path()
         if not path.is_file():
             raise CheckpointError(f"bundled model missing at {path}; reinstall ferlab or pass --model")
-        kwargs.setdefault("tta", bundled.bundled_meta(path).get("tta", "none"))
-        return cls.from_checkpoint(bundled.bundled_inference_path(backend), **kwargs)
+        model = bundled.bundled_inference_path(backend)
+        kwargs.setdefault("tta", bundled.shipped_tta(model))
+        return cls.from_checkpoint(model, **kwargs)
 
     def warm_up(self) -> None:
         """Build the detector (the int8 CenterFace is quantised into the cache on first use, a few seconds) and run
