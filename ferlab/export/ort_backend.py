@@ -32,7 +32,9 @@ def load_onnx_classifier(path: str | Path) -> OnnxClassifier:
     import onnxruntime as ort
 
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")  # as torch's flush_denormals()
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # noqa: BLE001 - ORT raises its own untyped errors for foreign/corrupt files
         raise CheckpointError(f"cannot load ONNX model {path}: {str(err).splitlines()[0]}") from None
     meta = session.get_modelmeta().custom_metadata_map
