@@ -23,7 +23,7 @@ from ferlab.io import atomic_path
 
 __all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "load_model", "build_model",
            "Classifier", "TorchClassifier", "load_classifier", "CHECKPOINT_BACKENDS", "FILE_BACKENDS",
-           "TTA_MODES", "tta_views", "flush_denormals"]
+           "TTA_MODES", "tta_views", "flush_denormals", "zero_subnormal_weights"]
 
 FORMAT, VERSION = "ferlab-checkpoint", 1
 _WEIGHT_KEYS = ("model_state", "optimizer_state", "scheduler_state", "scaler_state", "estimator")
@@ -151,6 +151,25 @@ def flush_denormals() -> bool:
     return bool(torch.set_flush_denormal(True))
 
 
+def zero_subnormal_weights(model: nn.Module) -> int:
+    """Set parameters and buffers under float32's smallest normal (1.2e-38) to exactly zero; returns how many.
+    Adam leaves such weights in trained nets, and flush_denormals() covers only the calling thread, not torch's
+    worker threads, so batched inference would still stall on them (benchmarks/bench_denormals.py)."""
+    count = 0
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            if t.is_floating_point():
+                tiny = (t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)
+                count += int(tiny.sum())
+                t.masked_fill_(tiny, 0.0)
+    return count
+
+
+# Before torch starts its worker threads (they inherit the flag from the thread that creates them; set later, it
+# reaches only the calling thread): every ferlab path that builds or loads a network imports this module first.
+flush_denormals()
+
+
 class Classifier:
     """Anything that maps aligned uint8 faces to class probabilities. Subclasses implement `_proba_batch`."""
 
@@ -198,6 +217,7 @@ class TorchClassifier(Classifier):
                  info: dict[str, Any], device: str | torch.device = "cpu") -> None:
         super().__init__(classes, model_name, image_size, info)
         flush_denormals()
+        zero_subnormal_weights(model)
         self.device = torch.device(device)
         self.torch_model = model.to(self.device, memory_format=torch.channels_last).eval()
 
