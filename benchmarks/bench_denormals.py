@@ -2,7 +2,8 @@
 
 Trained nets without batch norm (simple_cnn, sequential_small) carry subnormal activations (|x| < 1.2e-38); x86
 cores handle them in microcode, so inference slows down by an order of magnitude. ferlab turns on flush-to-zero
-(`ferlab.train.checkpoint.flush_denormals`, ONNX Runtime's `session.set_denormal_as_zero`); this prints what it buys.
+(`ferlab.train.checkpoint.flush_denormals`, ONNX Runtime's `session.set_denormal_as_zero`) and zeroes subnormal
+weights at load; this prints what flushing buys on one thread, with the checkpoint's own weights.
 
 Run: .venv/bin/python benchmarks/bench_denormals.py [--model runs/fer2013_zoo/simple_cnn-7-noaug/best.pt]
 """
@@ -58,15 +59,17 @@ def main() -> int:
               file=sys.stderr)
         return 2
     from ferlab.models.preprocess import preprocess
-    from ferlab.train.checkpoint import load_classifier
+    from ferlab.train.checkpoint import load_checkpoint, load_classifier
 
     clf = load_classifier(path)
+    clf.torch_model.load_state_dict(load_checkpoint(path)["model_state"])  # undo the load-time zeroing of tiny weights
     faces = np.random.default_rng(0).integers(0, 256, (args.faces, clf.image_size, clf.image_size), dtype=np.uint8)
     torch.set_flush_denormal(False)
     x = preprocess(torch.from_numpy(faces[:64]), clf.torch_model.ferlab_cfg)
     share = _subnormal_share(clf.torch_model, x)
     rows = []
-    for threads in (1, torch.get_num_threads()):
+    # one thread: the flag is per thread, and torch's workers took ferlab's (on) when they started
+    for threads in (1,):
         torch.set_num_threads(threads)
         rates = {}
         for flush in (False, True):
