@@ -18,8 +18,7 @@ def _flushing() -> bool:
 def test_torch_classifier_turns_flushing_on_and_outputs_do_not_change(tmp_path) -> None:
     if not torch.set_flush_denormal(True):
         pytest.skip("this CPU has no flush-to-zero flags")
-    torch.set_flush_denormal(False)
-    assert not _flushing()
+    torch.set_flush_denormal(False)  # as if something had turned it off since ferlab was imported
     torch.manual_seed(0)
     model = create_model("simple_cnn")
     with torch.no_grad():  # push part of the first layer into the subnormal range
