@@ -16,7 +16,7 @@ import numpy as np
 
 from ferlab.errors import CheckpointError
 from ferlab.io import atomic_open
-from ferlab.train.checkpoint import Classifier, load_classifier, tta_views
+from ferlab.train.checkpoint import Classifier, check_tta, load_classifier
 
 __all__ = ["ENSEMBLE_FORMAT", "EnsembleClassifier", "load_ensemble", "load_ensemble_file", "write_ensemble_file",
            "main"]
@@ -54,9 +54,7 @@ class EnsembleClassifier(Classifier):
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 256, tta: str = "none") -> np.ndarray:
         """Each member's TTA-averaged probabilities (its own resize), columns aligned, weighted mean."""
-        import torch
-
-        tta_views(torch.zeros(1, 4, 4, dtype=torch.uint8), tta)  # validate the mode before any work
+        check_tta(tta)
         out: np.ndarray | None = None
         for member, order, weight in zip(self.members, self._orders, self.weights, strict=True):
             probs = np.asarray(member.predict_proba(images, batch_size=batch_size, tta=tta))[:, order] * weight
@@ -70,7 +68,7 @@ def load_ensemble(sources: Sequence[str | Path], weights: Sequence[float] | None
     for p in paths:
         if not p.exists():
             raise CheckpointError(f"model not found: {p}")
-    members = [load_classifier(p / "best.pt" if (p / "best.pt").is_file() else p) for p in paths]
+    members = [load_classifier(p) for p in paths]  # a run directory loads its best.pt
     if len(members) == 1 and weights is None:
         return members[0]
     return EnsembleClassifier(members, weights, sources=[str(p) for p in paths])

@@ -23,7 +23,7 @@ from ferlab.io import atomic_path
 
 __all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "load_model", "build_model",
            "Classifier", "TorchClassifier", "load_classifier", "CHECKPOINT_BACKENDS", "FILE_BACKENDS",
-           "TTA_MODES", "tta_views", "flush_denormals", "zero_subnormal_weights"]
+           "TTA_MODES", "check_tta", "tta_views", "flush_denormals", "zero_subnormal_weights"]
 
 FORMAT, VERSION = "ferlab-checkpoint", 1
 _WEIGHT_KEYS = ("model_state", "optimizer_state", "scheduler_state", "scaler_state", "estimator")
@@ -138,9 +138,14 @@ def tta_cost(tta: str) -> int:
     return len(tta_views(torch.zeros(1, 8, 8, dtype=torch.uint8), tta))
 
 
-def tta_views(images: torch.Tensor, tta: str) -> list[torch.Tensor]:
+def check_tta(tta: str) -> None:
+    """CheckpointError for an unknown TTA mode (checked before any work)."""
     if tta not in TTA_MODES:
         raise CheckpointError(f"unknown test-time augmentation '{tta}'; choose from {', '.join(TTA_MODES)}")
+
+
+def tta_views(images: torch.Tensor, tta: str) -> list[torch.Tensor]:
+    check_tta(tta)
     return TTA_MODES[tta](images)
 
 
@@ -199,7 +204,7 @@ class Classifier:
         if arr.dtype != np.uint8:
             arr = np.clip(arr, 0, 255).astype(np.uint8)
         out = np.empty((len(arr), len(self.classes)), dtype=np.float32)
-        tta_views(torch.zeros(1, 4, 4, dtype=torch.uint8), tta)  # validate the mode before any work
+        check_tta(tta)
         for start in range(0, len(arr), batch_size):
             batch = self._resize(torch.from_numpy(np.ascontiguousarray(arr[start:start + batch_size])))
             views = tta_views(batch, tta)

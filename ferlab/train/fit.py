@@ -24,7 +24,7 @@ from torch import nn
 from ferlab.data.augment import resolve_augment
 from ferlab.errors import CheckpointError, ConfigError, ModelError
 from ferlab.train import artifacts
-from ferlab.train.checkpoint import flush_denormals, load_checkpoint, save_checkpoint
+from ferlab.train.checkpoint import load_checkpoint, save_checkpoint  # its import flushes denormals
 from ferlab.train.config import TrainConfig
 from ferlab.train.data_prep import RunData, load_dataset, prepare_data
 from ferlab.train.distributed import DistInfo, all_reduce_sum, any_rank, cleanup_distributed, setup_distributed
@@ -421,7 +421,6 @@ def fit(cfg: TrainConfig, *, resume: bool = False, dataset: Any = None,
         torch.cuda.set_device(device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    flush_denormals()  # subnormal activations slow CPU kernels up to ~12x and change no result
     _seed_everything(cfg.seed, cfg.deterministic)
     try:
         run, resolved = _setup_run(cfg, dataset, resume_ckpt, dist_info, device)
