@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ferlab.errors import ConfigError
-from ferlab.evaluate.compare import LeaderboardRow, plan_suite
+from ferlab.evaluate.compare import LeaderboardRow, _training_cost, plan_suite
 from ferlab.evaluate.leaderboard import leaderboard_markdown, sort_rows
 from ferlab.evaluate.suite import load_suite, parse_suite
 
@@ -121,3 +123,30 @@ def test_merge_leaderboard_replaces_same_names_and_joins_commands(tmp_path):
     assert {r.experiment: r.accuracy for r in rows} == {"a": 0.1, "b": 0.3, "c": 0.4}
     assert command == "c1 && c2"
     assert merge_leaderboard(tmp_path, [], "c1")[1] == "c1"
+
+
+def _stage(run_dir: Path, seconds: float, epochs: int, pretrained: str | None) -> Path:
+    run_dir.mkdir(parents=True)
+    (run_dir / "summary.json").write_text(json.dumps({"train_seconds": seconds, "epochs_done": epochs}))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": "fer_resnet", "pretrained": pretrained}))
+    return run_dir
+
+
+def test_training_cost_adds_the_stages_a_warm_start_continues(tmp_path):
+    first = _stage(tmp_path / "stage1", 100.0, 10, None)
+    second = _stage(tmp_path / "stage2", 50.0, 5, str(first / "best.pt"))
+    seconds, epochs, note = _training_cost({"train_seconds": 20.0, "epochs_done": 2},
+                                           {"pretrained": str(second / "best.pt")})
+    assert (seconds, epochs) == (170.0, 17)
+    assert str(second) in note and str(first) in note
+    # ImageNet weights, a checkpoint outside a run directory and no warm start all cost nothing extra
+    lone = tmp_path / "weights" / "resnet.pt"
+    for pretrained in ("imagenet", str(lone), None):
+        assert _training_cost({"train_seconds": 20.0, "epochs_done": 2}, {"pretrained": pretrained}) == (20.0, 2, "")
+
+
+def test_training_cost_stops_on_a_cycle(tmp_path):
+    loop = _stage(tmp_path / "loop", 30.0, 3, None)
+    (loop / "config.yaml").write_text(yaml.safe_dump({"pretrained": str(loop / "best.pt")}))
+    seconds, epochs, _ = _training_cost({"train_seconds": 1.0, "epochs_done": 1}, {"pretrained": str(loop / "best.pt")})
+    assert (seconds, epochs) == (31.0, 4)

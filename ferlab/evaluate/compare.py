@@ -69,6 +69,42 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
 
 
+def _earlier_stages(config: dict[str, Any]) -> list[Path]:
+    """The run directories a warm-started run continues (its `pretrained` checkpoint's run, then that one's, ...).
+
+    A training stage's cost is only honest with the stages it starts from, so the leaderboard adds them up.
+    ImageNet weights and checkpoints outside a run directory (no summary.json beside them) end the chain.
+    """
+    stages: list[Path] = []
+    pretrained = config.get("pretrained")
+    while pretrained and pretrained != "imagenet":
+        path = Path(str(pretrained))
+        run_dir = path if path.is_dir() else path.parent
+        if not (run_dir / "summary.json").is_file() or run_dir.resolve() in {s.resolve() for s in stages}:
+            break
+        stages.append(run_dir)
+        config_file = run_dir / "config.yaml"
+        try:
+            pretrained = (yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}).get("pretrained")
+        except (OSError, yaml.YAMLError):
+            break
+    return stages
+
+
+def _training_cost(summary: dict[str, Any], config: dict[str, Any]) -> tuple[float | None, int | None, str]:
+    """Training seconds and epochs of a run plus its earlier stages, and a note naming those stages."""
+    seconds, epochs = summary.get("train_seconds"), summary.get("epochs_done")
+    stages = _earlier_stages(config)
+    for stage in stages:
+        earlier = _read_json(stage / "summary.json")
+        if seconds is not None and earlier.get("train_seconds") is not None:
+            seconds += earlier["train_seconds"]
+        if epochs is not None and earlier.get("epochs_done") is not None:
+            epochs += earlier["epochs_done"]
+    note = "includes earlier stage " + ", ".join(str(s) for s in stages) if stages else ""
+    return seconds, epochs, note
+
+
 def _comparable(values: dict[str, Any], default_size: int) -> dict[str, Any]:
     out = {k: v for k, v in values.items() if k not in _IGNORED_FIELDS}
     out["image_size"] = out.get("image_size") or default_size
@@ -203,14 +239,18 @@ def evaluate_run(run_dir: Path, *, name: str, data: str | Path | None, tta: str,
         write_report(report, report_dir)
     timing = measure_speed(clf, batch_size=speed.batch_size, batches=speed.batches,
                            latency_runs=speed.latency_runs, latency_threads=speed.latency_threads, tta=tta)
+    train_seconds, epochs, stages_note = _training_cost(summary, config)
+    notes = [stages_note] if stages_note else []
+    if not summary.get("finished"):
+        notes.append("run not finished")
     return LeaderboardRow(
         experiment=name, model=clf.model_name, classes=str(config.get("classes", ",".join(clf.classes))),
         accuracy=report.accuracy, macro_f1=report.macro_f1, leakage_free_accuracy=report.leakage_free_accuracy,
         params=count_parameters(clf) or summary.get("params"), mflops=model_mflops(clf),
-        train_seconds=summary.get("train_seconds"), epochs=summary.get("epochs_done"),
+        train_seconds=train_seconds, epochs=epochs,
         images_per_second=timing["images_per_second"], latency_ms=timing["latency_ms"], tta=tta,
         per_class_f1={c: s["f1"] for c, s in report.per_class.items()}, run_dir=str(run_dir),
-        note="" if summary.get("finished") else "run not finished",
+        note="; ".join(notes),
     )
 
 
