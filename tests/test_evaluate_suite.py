@@ -110,6 +110,11 @@ def test_leaderboard_files_round_trip_and_readme_markers(tmp_path):
     text = readme.read_text()
     assert "| a | simple_cnn | 7 | 0.5000 | 0.4000 |" in text and "board/per_class_f1.png" in text
     assert text.startswith("intro\n<!-- leaderboard:start -->\n") and text.endswith("<!-- leaderboard:end -->\n")
+    # a second generated block (e.g. the bundled-model study) lives under its own markers and leaves this one alone
+    readme.write_text(text + "<!-- study:start -->\nold\n<!-- study:end -->\n")
+    splice_readme(readme, back[:1], tmp_path / "board", command="ferlab compare t.yaml", section="study")
+    spliced = readme.read_text()
+    assert spliced.startswith(text) and "old" not in spliced and "ferlab compare t.yaml" in spliced.split(text)[1]
 
 
 def test_merge_leaderboard_replaces_same_names_and_joins_commands(tmp_path):

@@ -188,7 +188,8 @@ def test_bundle_ensemble_chain(bundled, capsys, monkeypatch, tmp_path) -> None: 
     text, meta = card.read_text(), json.loads((assets / "default.json").read_text())
     assert meta["ensemble_tta"] == "flip" and meta["ensemble_metrics"]["test_accuracy"] == round(
         json.loads(evals[3].read_text())["accuracy"], 4)
-    assert "| ensemble of 2 | test (PublicTest) | `flip` |" in text and "make bundle-ensemble" in text
+    assert "| ensemble of 2 | test (PublicTest) | `flip` |" in text
+    assert f"make bundle-ensemble SNAPSHOTS={run} RUN={run} DATA=FER2013.zip" in text  # the card needs RUN again
     assert "`snapshot1.int8.onnx`" in text
     same = ens_val["accuracy"] < single_val["accuracy"] + 0.002  # identical members: flip alone may help or not
     assert (meta["backend"] == "onnx-int8") == same

@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", default="none", choices=TTA_NAMES, help="TTA for runs mode")
     p.add_argument("--readme", default=None, help="splice the leaderboard into this file between the "
                                                   "<!-- leaderboard:start/end --> markers")
+    p.add_argument("--readme-section", default="leaderboard", metavar="NAME",
+                   help="with --readme: splice between <!-- NAME:start/end --> instead (default: leaderboard)")
     p.add_argument("--merge", action="store_true", help="add these rows to the leaderboard already in --out (rows of "
                                                        "the same experiment name are replaced), e.g. a second suite")
     p.add_argument("--json", action="store_true", help="print the leaderboard rows (or the plan) as JSON on stdout")
@@ -100,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         title = "ferlab leaderboard"
     paths = write_leaderboard(rows, args.out, title=title, command=command)
     if args.readme:
-        splice_readme(args.readme, rows, args.out, command=command)
+        splice_readme(args.readme, rows, args.out, command=command, section=args.readme_section)
     if args.json:
         print(json.dumps(json_safe([asdict(r) for r in rows])))
     else:

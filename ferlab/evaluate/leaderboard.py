@@ -21,9 +21,9 @@ from ferlab.labels import EMOTIONS
 
 __all__ = ["COLUMNS", "sort_rows", "leaderboard_markdown", "write_leaderboard", "splice_readme", "read_leaderboard",
            "merge_leaderboard",
-           "README_START", "README_END"]
+           "README_START", "README_END", "readme_markers"]
 
-README_START, README_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
+README_START, README_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"  # the default section
 
 #: (header, row attribute, format) of the published table, in order.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -174,17 +174,24 @@ def merge_leaderboard(out: str | Path, rows: list[LeaderboardRow], command: str)
     return list(merged.values()), " && ".join(commands)
 
 
-def splice_readme(readme: str | Path, rows: list[LeaderboardRow], out: str | Path, *, command: str) -> None:
-    """Replace the text between the leaderboard markers of `readme` with the generated table and pictures."""
+def readme_markers(section: str = "leaderboard") -> tuple[str, str]:
+    """The HTML comments that delimit a generated block of a README, e.g. `<!-- leaderboard:start -->`."""
+    return f"<!-- {section}:start -->", f"<!-- {section}:end -->"
+
+
+def splice_readme(readme: str | Path, rows: list[LeaderboardRow], out: str | Path, *, command: str,
+                  section: str = "leaderboard") -> None:
+    """Replace the text between the `section` markers of `readme` with the generated table and pictures."""
     path = Path(readme)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror or err}") from None
-    start, end = text.find(README_START), text.find(README_END)
+    start_marker, end_marker = readme_markers(section)
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
-        raise ConfigError(f"{path} has no '{README_START}' ... '{README_END}' markers to put the leaderboard in")
+        raise ConfigError(f"{path} has no '{start_marker}' ... '{end_marker}' markers to put the leaderboard in")
     rel = Path(os.path.relpath(Path(out).resolve(), path.resolve().parent)).as_posix()
     images = {"per-class F1": f"{rel}/{PLOTS[2]}", "accuracy vs training cost": f"{rel}/{PLOTS[0]}"}
     block = leaderboard_markdown(rows, images=images, command=command)
-    atomic_write_text(path, text[:start + len(README_START)] + "\n" + block + text[end:])
+    atomic_write_text(path, text[:start + len(start_marker)] + "\n" + block + text[end:])

@@ -259,6 +259,12 @@ def _headline(reports: list[dict[str, Any]], tta: str) -> dict[str, float]:
             for key in ("accuracy", "macro_f1", "leakage_free_accuracy") if r.get(key) is not None}
 
 
+def _make_var(name: str, values: list[Any]) -> str:
+    """`NAME=value` or `NAME="a b"` for a make command line."""
+    joined = " ".join(map(str, values))
+    return f'{name}="{joined}"' if len(values) > 1 else f"{name}={joined}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: write the card and default.json (shipped TTA, backend) next to the bundled weights."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -318,11 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {p.name: p.stat().st_size for p in sorted(files) if p.is_file()}
     commands = [f"ferlab train --config {cfg} --data FER2013.zip --out {r}"
                 for cfg, r in zip(recipes, runs, strict=True)]
-    commands.append("make bundle RUN=" + (str(run) if len(runs) == 1 else '"' + " ".join(map(str, runs)) + '"')
-                    + " DATA=FER2013.zip")
-    if ensemble is not None:
-        commands.append("make bundle-ensemble SNAPSHOTS=" + '"' + " ".join(args.snapshots or ["RUN..."]) + '"'
-                        + " DATA=FER2013.zip")
+    make_args = _make_var("RUN", runs) + (" " + _make_var("RECIPE", args.recipe) if args.recipe else "")
+    commands.append(f"make bundle {make_args} DATA=FER2013.zip")
+    if ensemble is not None:  # the card is re-written by bundle-ensemble: it needs the same stages
+        commands.append(f"make bundle-ensemble {_make_var('SNAPSHOTS', args.snapshots or ['RUN...'])} {make_args}"
+                        " DATA=FER2013.zip")
     card = render_model_card(config=config, summary=summary, history=_read_history(run / "metrics.csv"),
                              reports=single, shipped_tta=tta, speeds=speeds, file_sizes=sizes, commands=commands,
                              backend=backend, stages=stages, ensemble=ensemble)
