@@ -60,6 +60,8 @@ bundle: venv
 		$(BIN)/ferlab eval $(FAST) --data $(DATA) --split test --tta $$t --json --out docs/bundled/eval_test_$$t > docs/bundled/eval_test_$$t.json || exit 1; \
 	done
 	cp $(LAST)/config.yaml $(LAST)/metrics.csv $(LAST)/curves.png $(LAST)/summary.json docs/bundled/
+	for r in $(RUN); do mkdir -p docs/bundled/stages/$$(basename $$r) && \
+		cp $$r/config.yaml $$r/metrics.csv $$r/curves.png $$r/summary.json docs/bundled/stages/$$(basename $$r)/ || exit 1; done
 	$(BIN)/python -m ferlab.export.model_card --run $(RUN) $(if $(RECIPE),--recipe $(RECIPE)) --eval docs/bundled/eval_*.json --model $(ASSETS)/default.pt --out $(ASSETS)/MODEL_CARD.md --readme README.md
 
 # The bundled ensemble (after `make bundle`): the shipped model + the best weights of SNAPSHOTS (earlier runs or

@@ -137,6 +137,7 @@ def test_card_lists_training_stages_and_their_total_time() -> None:
     text = render_model_card(summary=stage2, stages=[("runs/a", stage1), ("runs/b", stage2)], **common)
     assert "1. `runs/a`: 70 epochs, 1.92 h, best validation accuracy 67.76%" in text
     assert "2. `runs/b`: 34 epochs, 0.92 h, best validation accuracy 69.00%" in text
+    assert "`docs/bundled/stages/a/`" in text and "`docs/bundled/stages/b/`" in text  # where make bundle copies them
     assert "Total training wall time: 2.83 h." in text  # (6903 + 3297) s
     assert "Training stages" not in render_model_card(summary=stage1, stages=[("runs/a", stage1)], **common)
 
