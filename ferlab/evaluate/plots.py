@@ -103,9 +103,11 @@ def scatter_png(x: Sequence[float], y: Sequence[float], labels: Sequence[str], *
         from matplotlib.ticker import FuncFormatter
 
         ax.set_xscale("log")
-        plain = FuncFormatter(lambda v, _pos: f"{v:g}")
-        ax.xaxis.set_major_formatter(plain)
-        ax.xaxis.set_minor_formatter(plain)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        # within one decade every minor tick gets a label; over several they would overlap, so only 2x and 5x do
+        wide = xs[ok].max() / xs[ok].min() > 10
+        ax.xaxis.set_minor_formatter(FuncFormatter(
+            lambda v, _pos: f"{v:g}" if not wide or round(v / 10 ** np.floor(np.log10(v))) in (2, 5) else ""))
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(True, alpha=0.3)
     return _png(fig)
