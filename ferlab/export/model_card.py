@@ -22,12 +22,15 @@ import yaml
 
 from ferlab.io import atomic_write_text
 
-__all__ = ["MIN_FACES_PER_SECOND", "EnsembleVariant", "choose_tta", "is_ensemble_report", "ship_ensemble",
-           "measure_faces_per_second", "render_model_card", "splice_readme", "main"]
+__all__ = ["MIN_FACES_PER_SECOND", "SPEED_HEADROOM", "EnsembleVariant", "choose_tta", "is_ensemble_report",
+           "ship_ensemble", "measure_faces_per_second", "render_model_card", "splice_readme", "main"]
 
 
 #: The bundled model with its TTA must classify at least this many aligned faces per second (issue 7).
 MIN_FACES_PER_SECOND = 500
+#: A mode ships only if one timing run clears the floor by this factor: the same ensemble measured 531 and 503
+#: faces/s in two runs on this 2-core machine, so a mode measured just above the floor may fall under it in use.
+SPEED_HEADROOM = 1.1
 
 
 _BACKEND_NOTES = {"onnx-int8": "ONNX Runtime, static int8 quantisation calibrated on 512 Training faces; classifier "
@@ -41,8 +44,8 @@ def choose_tta(val_reports: list[dict[str, Any]], min_gain: float = 0.002, speed
     the cheapest one within `min_gain` of the best."""
     from ferlab.train.checkpoint import tta_cost
 
-    if speeds is not None:  # 10% slack: one timing run on a shared 2-core machine is noisy
-        val_reports = [r for r in val_reports if speeds.get(r["tta"], 0) >= 0.9 * min_faces_per_second]
+    if speeds is not None:
+        val_reports = [r for r in val_reports if speeds.get(r["tta"], 0) >= SPEED_HEADROOM * min_faces_per_second]
     if not val_reports:
         return "none"
     best = max(r["accuracy"] for r in val_reports)
@@ -75,7 +78,7 @@ def ship_ensemble(single_reports: list[dict[str, Any]], single_tta: str, ensembl
                   ensemble_tta: str, ensemble_speeds: dict[str, float], min_gain: float = 0.002) -> bool:
     """Make the ensemble the default only if, with its TTA, it is fast enough and beats the single model (with its
     TTA) on the validation split by at least `min_gain`; test accuracy plays no part."""
-    if ensemble_speeds.get(ensemble_tta, 0) < 0.9 * MIN_FACES_PER_SECOND:
+    if ensemble_speeds.get(ensemble_tta, 0) < SPEED_HEADROOM * MIN_FACES_PER_SECOND:
         return False
     return _val_accuracy(ensemble_reports, ensemble_tta) >= _val_accuracy(single_reports, single_tta) + min_gain
 
@@ -127,7 +130,8 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
            f"parameters, 1x{config.get('image_size') or 48}x{config.get('image_size') or 48} grayscale input.",
            f"- Classes: {', '.join(summary.get('classes', []))}.",
            f"- Shipped test-time augmentation: `{shipped_tta}` (the most accurate on the validation split, never on "
-           f"test, among the modes that classify >= {MIN_FACES_PER_SECOND} faces/s here).",
+           f"test, among the modes that classify >= {MIN_FACES_PER_SECOND} faces/s here, with "
+           f"{SPEED_HEADROOM - 1:.0%} headroom for timing noise).",
            *_ensemble_lines(ensemble),
            "- Files: " + ", ".join(f"`{name}` {size / 1e6:.2f} MB" for name, size in file_sizes.items()) + ".",
            f"- Inference backend: `{backend}` ({_BACKEND_NOTES.get(backend, backend)}); `ferlab predict`, "
