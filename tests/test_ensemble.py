@@ -141,6 +141,13 @@ def test_eval_and_predict_cli_ensemble(tmp_path: Path, capsys) -> None:
     assert main(["predict", str(crops), "--no-detect", "--json", "--model", str(pa), "--ensemble", str(pb)]) == 0
     line = json.loads(capsys.readouterr().out.strip())
     np.testing.assert_allclose(list(line["faces"][0]["probs"].values()), mean[0], atol=1e-4)
+    # --ensemble before the inputs: the trailing non-model values are the inputs again, with the same result
+    assert main(["predict", "--no-detect", "--json", "--model", str(pa), "--ensemble", str(pb), str(crops)]) == 0
+    again = json.loads(capsys.readouterr().out.strip())
+    assert again["faces"][0]["probs"] == line["faces"][0]["probs"]
+    code = main(["predict", "--no-detect", "--model", str(pa), "--ensemble", str(pb)])
+    err = capsys.readouterr().err
+    assert code != 0 and "at least one PATH" in err and len(err.strip().splitlines()) == 1
 
     assert main(["eval", str(pa), "--data", str(data), "--ensemble"]) == 2
     assert "name the others" in capsys.readouterr().err

@@ -132,13 +132,36 @@ def _predictor(args: argparse.Namespace, kw: dict):  # noqa: ANN202 - Predictor,
     return Predictor(load_ensemble(sources), tta=shipped_tta(sources[0]), **kw)
 
 
+def _looks_like_model(value: str) -> bool:
+    """A model file (.pt/.onnx/.json ensemble) or a run directory: what --ensemble takes, unlike images."""
+    path = Path(value)
+    if path.is_dir():
+        return (path / "best.pt").is_file() or (path / "last.pt").is_file()
+    return path.suffix.lower() in (".pt", ".onnx", ".json")
+
+
+def _inputs_after_ensemble(args: argparse.Namespace) -> None:
+    """`predict --ensemble a.pt photo.jpg`: --ensemble takes any number of values, so it swallows the inputs
+    that follow it; hand the trailing values that are not models back to the paths."""
+    if args.paths or not args.ensemble:
+        return
+    split = len(args.ensemble)
+    while split > 0 and not _looks_like_model(args.ensemble[split - 1]):
+        split -= 1
+    args.ensemble, args.paths = args.ensemble[:split], args.ensemble[split:]
+
+
 def _run(args: argparse.Namespace) -> int:
     import csv
     import itertools
 
+    from ferlab.errors import ConfigError
     from ferlab.io import atomic_open
     from ferlab.predict.video import is_video_path
 
+    _inputs_after_ensemble(args)
+    if not args.paths:
+        raise ConfigError("predict needs at least one PATH (an image, video, folder or glob)")
     index, count = parse_shard(args.shard)
     cfg = video_config(args)
     kw = {"detector": args.detector, "batch_size": args.batch_size, "detector_config": detector_config(args)}
@@ -191,7 +214,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="emotions of the faces in images, videos, folders or globs")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="images, videos, folders or globs (at least one)")
     p.add_argument("--model", help="checkpoint (.pt) or export (.onnx); default: the bundled model")
     p.add_argument("--ensemble", nargs="*", default=None, metavar="MODEL",
                    help="average --model (default: the bundled model) with these models; with no MODEL: the "
