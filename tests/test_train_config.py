@@ -73,3 +73,15 @@ def test_example_config_loads():
 
     cfg = TrainConfig.from_yaml(Path(__file__).resolve().parents[1] / "configs" / "example_simple_cnn.yaml")
     assert cfg.model == "simple_cnn"
+
+
+@pytest.mark.parametrize("name", ["bundled/fer_resnet.yaml", "bundled/fer_resnet_stage2.yaml",
+                                  "bundled/fer_resnet_v2.yaml", "tuned/mini_xception-fer2013.yaml"])
+def test_shipped_recipes_parse_and_keep_the_validation_carve(name: str) -> None:
+    from pathlib import Path
+
+    cfg = TrainConfig.from_yaml(Path(__file__).resolve().parents[1] / "configs" / name)
+    assert cfg.epochs > 0 and cfg.model
+    if name.startswith("bundled/"):  # every bundled stage or candidate selects on the same 10 % carve (seed 0)
+        assert (cfg.val_fraction, cfg.seed, cfg.classes) == (0.1, 0, "7")
+        assert cfg.time_budget_minutes is not None and cfg.time_budget_minutes <= 180
