@@ -134,10 +134,12 @@ def _predictor(args: argparse.Namespace, kw: dict):  # noqa: ANN202 - Predictor,
 
 def _looks_like_model(value: str) -> bool:
     """A model file (.pt/.onnx/.json ensemble) or a run directory: what --ensemble takes, unlike images."""
+    from ferlab.train.checkpoint import FILE_BACKENDS
+
     path = Path(value)
-    if path.is_dir():
+    if path.is_dir():  # a run directory: load_checkpoint takes its best.pt, else last.pt
         return (path / "best.pt").is_file() or (path / "last.pt").is_file()
-    return path.suffix.lower() in (".pt", ".onnx", ".json")
+    return path.suffix.lower() in (".pt", *FILE_BACKENDS)
 
 
 def _inputs_after_ensemble(args: argparse.Namespace) -> None:

@@ -76,18 +76,16 @@ def _earlier_stages(config: dict[str, Any]) -> list[Path]:
     ImageNet weights and checkpoints outside a run directory (no summary.json beside them) end the chain.
     """
     stages: list[Path] = []
+    seen: set[Path] = set()
     pretrained = config.get("pretrained")
     while pretrained and pretrained != "imagenet":
         path = Path(str(pretrained))
         run_dir = path if path.is_dir() else path.parent
-        if not (run_dir / "summary.json").is_file() or run_dir.resolve() in {s.resolve() for s in stages}:
+        if not is_run_dir(run_dir) or run_dir.resolve() in seen:
             break
         stages.append(run_dir)
-        config_file = run_dir / "config.yaml"
-        try:
-            pretrained = (yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}).get("pretrained")
-        except (OSError, yaml.YAMLError):
-            break
+        seen.add(run_dir.resolve())
+        pretrained = (_run_config(run_dir) or {}).get("pretrained")
     return stages
 
 
@@ -113,13 +111,20 @@ def _comparable(values: dict[str, Any], default_size: int) -> dict[str, Any]:
     return out
 
 
+def _run_config(run_dir: Path) -> dict[str, Any] | None:
+    """run_dir/config.yaml as a dict; None when it is missing or unreadable."""
+    try:
+        return yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+
+
 def _same_config(run_dir: Path, cfg: Any) -> bool:
     """True when run_dir/config.yaml holds `cfg` (up to fields that do not change the result)."""
     from ferlab.models import get_model_config
 
-    try:
-        stored = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+    stored = _run_config(run_dir)
+    if stored is None:
         return False
     try:
         size = get_model_config(cfg.model).input_size[1]

@@ -22,8 +22,9 @@ import yaml
 
 from ferlab.io import atomic_write_text
 
-__all__ = ["MIN_FACES_PER_SECOND", "SPEED_HEADROOM", "EnsembleVariant", "choose_tta", "is_ensemble_report",
-           "ship_ensemble", "measure_faces_per_second", "render_model_card", "splice_readme", "main"]
+__all__ = ["MIN_FACES_PER_SECOND", "SPEED_HEADROOM", "EnsembleVariant", "fast_enough", "choose_tta",
+           "is_ensemble_report", "ship_ensemble", "measure_faces_per_second", "render_model_card",
+           "splice_readme", "main"]
 
 
 #: The bundled model with its TTA must classify at least this many aligned faces per second (issue 7).
@@ -38,6 +39,11 @@ _BACKEND_NOTES = {"onnx-int8": "ONNX Runtime, static int8 quantisation calibrate
                   "onnx": "ONNX Runtime, fp32", "torch": "PyTorch, fp16 weights computed in fp32"}
 
 
+def fast_enough(faces_per_second: float, floor: float = MIN_FACES_PER_SECOND) -> bool:
+    """One timing run clears the speed floor with SPEED_HEADROOM to spare."""
+    return faces_per_second >= SPEED_HEADROOM * floor
+
+
 def choose_tta(val_reports: list[dict[str, Any]], min_gain: float = 0.002, speeds: dict[str, float] | None = None,
                min_faces_per_second: float = MIN_FACES_PER_SECOND) -> str:
     """The TTA mode to ship, picked on the validation split only: among the modes fast enough (`speeds`, faces/s),
@@ -45,7 +51,7 @@ def choose_tta(val_reports: list[dict[str, Any]], min_gain: float = 0.002, speed
     from ferlab.train.checkpoint import tta_cost
 
     if speeds is not None:
-        val_reports = [r for r in val_reports if speeds.get(r["tta"], 0) >= SPEED_HEADROOM * min_faces_per_second]
+        val_reports = [r for r in val_reports if fast_enough(speeds.get(r["tta"], 0), min_faces_per_second)]
     if not val_reports:
         return "none"
     best = max(r["accuracy"] for r in val_reports)
@@ -78,7 +84,7 @@ def ship_ensemble(single_reports: list[dict[str, Any]], single_tta: str, ensembl
                   ensemble_tta: str, ensemble_speeds: dict[str, float], min_gain: float = 0.002) -> bool:
     """Make the ensemble the default only if, with its TTA, it is fast enough and beats the single model (with its
     TTA) on the validation split by at least `min_gain`; test accuracy plays no part."""
-    if ensemble_speeds.get(ensemble_tta, 0) < SPEED_HEADROOM * MIN_FACES_PER_SECOND:
+    if not fast_enough(ensemble_speeds.get(ensemble_tta, 0)):
         return False
     return _val_accuracy(ensemble_reports, ensemble_tta) >= _val_accuracy(single_reports, single_tta) + min_gain
 
