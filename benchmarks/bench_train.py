@@ -1,17 +1,23 @@
 """Training throughput: ferlab's engine vs a bare PyTorch loop of the same model and batch, per model.
 
     .venv/bin/python benchmarks/bench_train.py [--models simple_cnn,mini_xception] [--seconds 10]
+    .venv/bin/python benchmarks/bench_train.py --models fer_resnet --model-kwargs '{"widths": [48, 96, 192, 384]}' \
+        --channels-last on --precision fp32,bf16 --batch-size 128
 
 For each model and memory format (channels_last on/off) it alternates short chunks of the bare loop (normalised
 float tensors ready in memory: forward, cross-entropy, backward, Adam step) and of `ferlab.train.engine.
 train_one_epoch` (uint8 batches indexed from memory, augmentation "none" and "standard", normalisation, loss,
 step, metrics), and prints the median images/s of each, the ratio ferlab/bare, and seconds per FER2013 epoch
 (28,709 images) with the standard augmentation. Alternating keeps the comparison fair on a shared machine.
+`--precision bf16` runs both loops' forward pass under bfloat16 autocast (ferlab.train.engine.PRECISIONS).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import json
 import statistics
 import time
 
@@ -21,7 +27,7 @@ import torch.nn.functional as F
 from ferlab.data.augment import AUGMENT_PRESETS
 from ferlab.models import create_model, list_models
 from ferlab.models.profile import count_params, mflops
-from ferlab.train.engine import StepSettings, train_one_epoch
+from ferlab.train.engine import PRECISIONS, StepSettings, autocast, train_one_epoch
 from ferlab.train.losses import build_loss
 from ferlab.train.optim import Schedule, build_optimizer
 
@@ -29,11 +35,14 @@ FER2013_TRAIN = 28_709
 DEFAULT_MODELS = ("simple_cnn", "mini_xception", "vgg_fer", "cbam_resnet", "resnet18_fer")
 
 
-def _bare_chunk(model, opt, x, y, batch: int, steps: int) -> float:  # noqa: ANN001
+def _bare_chunk(model, opt, x, y, batch: int, steps: int,  # noqa: ANN001
+                forward_context=contextlib.nullcontext) -> float:  # noqa: ANN001
     start = time.perf_counter()
     for i in range(steps):
         lo = (i * batch) % (len(x) - batch + 1)
-        loss = F.cross_entropy(model(x[lo:lo + batch]), y[lo:lo + batch])
+        with forward_context():
+            logits = model(x[lo:lo + batch])
+        loss = F.cross_entropy(logits.float(), y[lo:lo + batch])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -48,9 +57,10 @@ def _engine_chunk(model, opt, sched, loss_fn, images, labels, settings, batch: i
     return len(order) / (time.perf_counter() - start)
 
 
-def bench_model(name: str, *, batch: int, seconds: float, chunk_steps: int, channels_last: bool) -> dict:
+def bench_model(name: str, *, batch: int, seconds: float, chunk_steps: int, channels_last: bool,
+                precision: str = "fp32", model_kwargs: dict | None = None) -> dict:
     torch.manual_seed(0)
-    model = create_model(name)
+    model = create_model(name, **(model_kwargs or {}))
     cfg = model.ferlab_cfg
     c, h, w = cfg.input_size
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -67,21 +77,24 @@ def bench_model(name: str, *, batch: int, seconds: float, chunk_steps: int, chan
     sched = Schedule(opt, "none", total_steps=10**9)
     loss_fn = build_loss("ce")
     settings = {aug: StepSettings(num_classes=cfg.num_classes, mean=tuple(cfg.mean), std=tuple(cfg.std), in_chans=c,
-                                  augment=AUGMENT_PRESETS[aug], channels_last=channels_last)
+                                  augment=AUGMENT_PRESETS[aug], channels_last=channels_last,
+                                  precision=precision)
                 for aug in ("none", "standard")}
-    _bare_chunk(model, opt, x, labels, batch, 1)  # warm-up
+    forward_context = functools.partial(autocast, settings["none"])
+    _bare_chunk(model, opt, x, labels, batch, 1, forward_context)  # warm-up
     _engine_chunk(model, opt, sched, loss_fn, images, labels, settings["standard"], batch, 1, gen)
     rates: dict[str, list[float]] = {"bare": [], "none": [], "standard": []}
     start = time.perf_counter()
     while time.perf_counter() - start < seconds or len(rates["bare"]) < 2:
-        rates["bare"].append(_bare_chunk(model, opt, x, labels, batch, chunk_steps))
+        rates["bare"].append(_bare_chunk(model, opt, x, labels, batch, chunk_steps, forward_context))
         for aug in ("none", "standard"):
             rates[aug].append(_engine_chunk(model, opt, sched, loss_fn, images, labels, settings[aug], batch,
                                             chunk_steps, gen))
     med = {k: statistics.median(v) for k, v in rates.items()}
     flops = mflops(model.to(memory_format=torch.contiguous_format), cfg.input_size)
     return {"model": name, "params": count_params(model), "mflops": flops,
-            "channels_last": channels_last, "bare": med["bare"], "none": med["none"], "standard": med["standard"],
+            "channels_last": channels_last, "precision": precision,
+            "bare": med["bare"], "none": med["none"], "standard": med["standard"],
             "chunks": len(rates["bare"])}
 
 
@@ -93,6 +106,8 @@ def main() -> None:
     parser.add_argument("--chunk-steps", type=int, default=3, help="optimisation steps per alternating chunk")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--channels-last", default="off,on", help="memory formats to measure: off,on")
+    parser.add_argument("--precision", default="fp32", help=f"comma-separated: {', '.join(PRECISIONS)}")
+    parser.add_argument("--model-kwargs", default="{}", help="JSON options passed to every model's builder")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -100,17 +115,23 @@ def main() -> None:
     models = [m for m in args.models.split(",") if m in known]
     skipped = [m for m in args.models.split(",") if m not in known]
     formats = [f == "on" for f in args.channels_last.split(",")]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, Adam, fp32 CPU"
+    precisions = args.precision.split(",")
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown:
+        parser.error(f"unknown precision {', '.join(unknown)}; choose from {', '.join(PRECISIONS)}")
+    model_kwargs = json.loads(args.model_kwargs)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, Adam, CPU"
+          + (f", model options {model_kwargs}" if model_kwargs else "")
           + (f"; not registered: {', '.join(skipped)}" if skipped else ""))
-    header = ("| model | params | MFLOPs | channels_last | bare img/s | ferlab img/s (aug none) | ratio | "
+    header = ("| model | params | MFLOPs | channels_last | precision | bare img/s | ferlab img/s (aug none) | ratio | "
               "ferlab img/s (aug standard) | ratio | s / FER2013 epoch |")
     print(header)
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for name in models:
-        for cl in formats:
+        for cl, precision in ((cl, p) for cl in formats for p in precisions):
             r = bench_model(name, batch=args.batch_size, seconds=args.seconds, chunk_steps=args.chunk_steps,
-                            channels_last=cl)
-            print(f"| {name} | {r['params'] / 1e6:.2f} M | {r['mflops']:.0f} | {'on' if cl else 'off'} | "
+                            channels_last=cl, precision=precision, model_kwargs=model_kwargs)
+            print(f"| {name} | {r['params'] / 1e6:.2f} M | {r['mflops']:.0f} | {'on' if cl else 'off'} | {precision} | "
                   f"{r['bare']:.0f} | {r['none']:.0f} | {r['none'] / r['bare']:.0%} | {r['standard']:.0f} | "
                   f"{r['standard'] / r['bare']:.0%} | {FER2013_TRAIN / r['standard']:.0f} |", flush=True)
 

@@ -176,3 +176,39 @@ def test_out_of_memory_is_a_one_line_error(tmp_path, tiny, monkeypatch):
     monkeypatch.setattr(fit_mod, "train_one_epoch", oom)
     with pytest.raises(ConfigError, match="batch size 16 does not fit"):
         fit(_cfg(tmp_path), dataset=tiny)
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_precision_sets_the_forward_dtype_of_a_training_step(precision, dtype, tiny):
+    from ferlab.train.engine import StepSettings, train_one_epoch
+    from ferlab.train.losses import build_loss
+    from ferlab.train.optim import Schedule, build_optimizer
+
+    model = create_model("sequential_small", num_classes=4, input_size=24)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    seen: set[torch.dtype] = set()
+    conv.register_forward_hook(lambda mod, inp, out: seen.add(out.dtype))
+    opt = build_optimizer("sgd", model, lr=0.01, momentum=0.9, weight_decay=0.0)
+    cfg = model.ferlab_cfg
+    settings = StepSettings(num_classes=4, mean=tuple(cfg.mean), std=tuple(cfg.std), precision=precision)
+    images = torch.randint(0, 256, (32, 1, 24, 24), dtype=torch.uint8)
+    labels = torch.arange(32) % 4
+    before = [p.detach().clone() for p in model.parameters()]
+    out = train_one_epoch(model, opt, Schedule(opt, "none", total_steps=10), build_loss("ce"), images, labels,
+                          torch.arange(32), settings, torch.Generator().manual_seed(0), batch_size=16)
+    assert seen == {dtype}
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast leaves the weights fp32
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert out["images"] == 32 and torch.isfinite(torch.tensor(out["loss"]))
+
+
+def test_bf16_run_saves_its_precision_and_fp32_weights(tmp_path, tiny):
+    run = fit(_cfg(tmp_path, epochs=1, precision="bf16"), dataset=tiny)
+    floats = [v for v in _weights(run / "last.pt").values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in floats)
+    assert yaml.safe_load((run / "config.yaml").read_text())["precision"] == "bf16"
+
+
+def test_unknown_precision_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="unknown precision 'fp16'; choose from fp32, bf16"):
+        _cfg(tmp_path, precision="fp16")

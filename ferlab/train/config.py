@@ -56,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = True
     channels_last: bool = True
+    precision: str = "fp32"  # fp32 | bf16 (autocast forward pass; ferlab.train.engine.PRECISIONS)
     threads: int = 0  # 0: torch's default
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     progress: bool = True
@@ -184,11 +185,12 @@ def _check_types(cfg: TrainConfig) -> None:
 
 def _check_values(cfg: TrainConfig) -> None:
     from ferlab.data.augment import AUGMENT_PRESETS, resolve_augment
+    from ferlab.train.engine import PRECISIONS
     from ferlab.train.losses import LOSSES
     from ferlab.train.optim import OPTIMIZERS, SCHEDULES
 
     for name, registry in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("loss", LOSSES),
-                           ("augment", AUGMENT_PRESETS)):
+                           ("augment", AUGMENT_PRESETS), ("precision", PRECISIONS)):
         if getattr(cfg, name) not in registry:
             raise ConfigError(f"unknown {name} '{getattr(cfg, name)}'; choose from {', '.join(registry)}")
     positive = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "eval_batch_size": cfg.eval_batch_size,

@@ -337,6 +337,7 @@ def _setup_run(cfg: TrainConfig, dataset: Any, resume_ckpt: dict[str, Any] | Non
         num_classes=len(data.classes), mean=tuple(mcfg.mean), std=tuple(mcfg.std), in_chans=mcfg.input_size[0],
         augment=resolve_augment(cfg.augment, cfg.augment_options), mixup=cfg.mixup, cutmix=cfg.cutmix,
         grad_clip=cfg.grad_clip, channels_last=cfg.channels_last, device=str(device),
+        precision=cfg.precision,
     )
     run = _Run(cfg, Path(cfg.out), data, model, kwargs, image_size, optimizer, schedule, settings, loss_fn,
                dist_info, device)
