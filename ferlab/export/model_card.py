@@ -155,7 +155,7 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
            f"{config.get('schedule')} (warm-up {config.get('warmup_epochs')} epochs), label smoothing "
            f"{config.get('label_smoothing')}, weight decay {config.get('weight_decay')}, augmentation "
            f"`{config.get('augment')}` {json.dumps(config.get('augment_options', {}))}, mixup {config.get('mixup')}, "
-           f"cutmix {config.get('cutmix')}.",
+           f"cutmix {config.get('cutmix')}, forward pass in {config.get('precision', 'fp32')}.",
            f"- Trained {summary.get('epochs_done')} of {summary.get('epochs')} epochs in {hours:.2f} h of wall time on "
            f"a 2-core CPU ({summary.get('train_images_per_second')} training images/s); best validation accuracy "
            f"{_pct(summary.get('best_val_accuracy'))} at epoch {best} (the shipped weights).",
