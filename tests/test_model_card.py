@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ferlab.cli.main import main as ferlab
 from ferlab.data.synthetic import synthetic_faces, write_image_folder
@@ -153,6 +154,30 @@ def test_ship_ensemble_only_when_it_wins_on_validation_within_the_speed_floor() 
     assert not ship_ensemble(single, "flipcrop", better, "flip", {"flip": 300.0})  # under the 500 faces/s floor
     assert not ship_ensemble(single, "flipcrop", better, "flip", {"flip": 503.0})  # no headroom over the floor
     assert not ship_ensemble(single, "flipcrop", [_report("val", "flip", 0.691)], "flip", {"flip": 700.0})
+    assert ship_ensemble(single, "flipcrop", better, "flip", {"flip": 700.0}, ensemble_training_hours=2.9)
+    assert not ship_ensemble(single, "flipcrop", better, "flip", {"flip": 700.0},
+                             ensemble_training_hours=3.1)  # members trained over the 3 h budget together
+
+
+def test_training_hours_counts_every_run_and_its_earlier_stages_once(tmp_path) -> None:
+    from ferlab.export.model_card import EnsembleVariant, _ensemble_lines, training_hours
+
+    def run(name: str, seconds: float, pretrained: str | None = None) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "summary.json").write_text(json.dumps({"elapsed_seconds": seconds}))
+        (d / "config.yaml").write_text(yaml.safe_dump({"pretrained": pretrained}))
+        return d
+
+    stage1 = run("stage1", 3600.0)
+    stage2 = run("stage2", 1800.0, pretrained=str(stage1 / "best.pt"))
+    other = run("other", 7200.0)
+    assert training_hours([stage2]) == pytest.approx(1.5)  # stage 2 brings stage 1 along
+    assert training_hours([stage2, stage1]) == pytest.approx(1.5)  # a snapshot of stage 1: counted once
+    assert training_hours([other, stage2]) == pytest.approx(3.5)
+    line = _ensemble_lines(EnsembleVariant(members=["a", "b"], speeds={"flip": 900.0}, tta="flip",
+                                           training_hours=3.5))[0]
+    assert "3.50 h of training together, over the 3 h budget" in line
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import yaml
 from ferlab.errors import ConfigError, FerlabError
 from ferlab.evaluate.suite import Experiment, SpeedConfig, Suite
 
-__all__ = ["LeaderboardRow", "PlannedRun", "plan_suite", "run_suite", "rows_from_runs", "is_run_dir"]
+__all__ = ["LeaderboardRow", "PlannedRun", "plan_suite", "run_suite", "rows_from_runs", "is_run_dir", "earlier_stages"]
 
 #: Config fields that do not change what a run learns; ignored when deciding whether to re-use a run.
 _IGNORED_FIELDS = ("progress", "threads", "device", "out")
@@ -69,7 +69,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
 
 
-def _earlier_stages(config: dict[str, Any]) -> list[Path]:
+def earlier_stages(config: dict[str, Any]) -> list[Path]:
     """The run directories a warm-started run continues (its `pretrained` checkpoint's run, then that one's, ...).
 
     A training stage's cost is only honest with the stages it starts from, so the leaderboard adds them up.
@@ -92,7 +92,7 @@ def _earlier_stages(config: dict[str, Any]) -> list[Path]:
 def _training_cost(summary: dict[str, Any], config: dict[str, Any]) -> tuple[float | None, int | None, str]:
     """Training seconds and epochs of a run plus its earlier stages, and a note naming those stages."""
     seconds, epochs = summary.get("train_seconds"), summary.get("epochs_done")
-    stages = _earlier_stages(config)
+    stages = earlier_stages(config)
     for stage in stages:
         earlier = _read_json(stage / "summary.json")
         if seconds is not None and earlier.get("train_seconds") is not None:
