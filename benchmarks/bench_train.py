@@ -1,7 +1,7 @@
 """Training throughput: ferlab's engine vs a bare PyTorch loop of the same model and batch, per model.
 
     .venv/bin/python benchmarks/bench_train.py [--models simple_cnn,mini_xception] [--seconds 10]
-    .venv/bin/python benchmarks/bench_train.py --models fer_resnet --model-kwargs '{"widths": [48, 96, 192, 384]}' \
+    .venv/bin/python benchmarks/bench_train.py --models fer_resnet --model-kwargs '{"widths": [32, 64, 128, 256]}' \
         --channels-last on --precision fp32,bf16 --batch-size 128
 
 For each model and memory format (channels_last on/off) it alternates short chunks of the bare loop (normalised
