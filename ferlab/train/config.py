@@ -50,6 +50,7 @@ class TrainConfig:
     augment: str = "standard"  # none | light | standard | strong
     augment_options: dict = field(default_factory=dict)  # per-option overrides of the preset (AugmentConfig)
     early_stopping_patience: int | None = None  # epochs without val-accuracy gain before stopping
+    swa_epochs: int = 0  # average the weights of the last N epochs (ferlab.train.swa); 0 disables
     pretrained: str | None = None  # weights file (ferlab checkpoint or the backbone's own file)
     freeze_backbone_epochs: int = 0
     finetune_lr_factor: float = 0.1  # learning-rate multiplier once the backbone is unfrozen
@@ -209,6 +210,8 @@ def _check_values(cfg: TrainConfig) -> None:
         value = getattr(cfg, name)
         if value is not None and value <= 0:
             raise ConfigError(f"training option {name} must be > 0 (or null to disable), got {value}")
+    if not 0 <= cfg.swa_epochs <= cfg.epochs:
+        raise ConfigError(f"swa_epochs must be between 0 and epochs ({cfg.epochs}), got {cfg.swa_epochs}")
     if not 0.0 < cfg.val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), got {cfg.val_fraction}")
     if not 0.0 <= cfg.label_smoothing < 1.0:

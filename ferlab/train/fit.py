@@ -31,10 +31,11 @@ from ferlab.train.distributed import DistInfo, all_reduce_sum, any_rank, cleanup
 from ferlab.train.engine import StepSettings, derived_generator, epoch_indices, evaluate, train_one_epoch, unwrap
 from ferlab.train.losses import balanced_indices, build_loss, class_weights
 from ferlab.train.optim import Schedule, build_optimizer, build_schedule, param_groups
+from ferlab.train.swa import WeightAverage, averages_epoch
 
 __all__ = ["fit", "resolve_device"]
 
-_RNG_STREAM_SHUFFLE, _RNG_STREAM_AUGMENT, _RNG_STREAM_TORCH = 0, 1, 2
+_RNG_STREAM_SHUFFLE, _RNG_STREAM_AUGMENT, _RNG_STREAM_TORCH, _RNG_STREAM_SWA = 0, 1, 2, 3
 
 
 def resolve_device(name: str) -> torch.device:
@@ -150,6 +151,7 @@ class _Progress:
     train_seconds: float = 0.0
     train_images: int = 0
     stop_reason: str = ""
+    swa: dict[str, Any] = field(default_factory=dict)  # the weight average's validation result, once scored
 
     def state(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -171,19 +173,22 @@ class _Run:
     device: torch.device
     progress: _Progress = field(default_factory=_Progress)
     ddp: nn.Module | None = None
+    swa: WeightAverage | None = None
     _frozen: bool | None = None
 
     # ---- checkpoints and files (rank 0 only) ----
-    def checkpoint(self, metrics: dict[str, Any]) -> dict[str, Any]:
+    def checkpoint(self, metrics: dict[str, Any], model: nn.Module | None = None) -> dict[str, Any]:
+        """Everything a resume needs; `model` (default: the trained one) gives the weights stored."""
         return {
             "model_name": self.cfg.model, "model_kwargs": self.kwargs, "classes": list(self.data.classes),
             "image_size": self.image_size, "config": self.cfg.to_dict(), "epoch": self.progress.epoch,
-            "metrics": metrics, "model_state": unwrap(self.model).state_dict(),
+            "metrics": metrics, "model_state": unwrap(self.model if model is None else model).state_dict(),
             "optimizer_state": self.optimizer.state_dict(), "scheduler_state": self.schedule.state_dict(),
             "scaler_state": None, "rng_state": _rng_snapshot(),
             "sampler_state": {"seed": self.cfg.seed, "next_epoch": self.progress.epoch},
             "elapsed_seconds": self.progress.elapsed_seconds, "progress": self.progress.state(),
             "data_fingerprint": self.data.fingerprint, "world_size": self.dist.world,
+            "swa_state": self.swa.state_dict() if self.swa is not None else None,
         }
 
     def summary(self, finished: bool) -> dict[str, Any]:
@@ -197,6 +202,7 @@ class _Run:
             "train_images": len(self.data.train_labels), "val_images": len(self.data.val_labels),
             "device": str(self.device), "world_size": self.dist.world,
             "params": sum(t.numel() for t in unwrap(self.model).parameters()),
+            **({"swa": p.swa} if p.swa else {}),
         }
 
     def write_files(self, metrics: dict[str, Any], improved: bool, finished: bool) -> None:
@@ -340,7 +346,7 @@ def _setup_run(cfg: TrainConfig, dataset: Any, resume_ckpt: dict[str, Any] | Non
         precision=cfg.precision,
     )
     run = _Run(cfg, Path(cfg.out), data, model, kwargs, image_size, optimizer, schedule, settings, loss_fn,
-               dist_info, device)
+               dist_info, device, swa=WeightAverage(model) if cfg.swa_epochs else None)
     if resume_ckpt is not None:
         _restore(run, resume_ckpt)
     return run, cfg
@@ -354,6 +360,8 @@ def _restore(run: _Run, ckpt: dict[str, Any]) -> None:
         run.optimizer.load_state_dict(ckpt["optimizer_state"])
         run.schedule.load_state_dict(ckpt["scheduler_state"])
         run.progress = _Progress(**ckpt["progress"])
+        if run.swa is not None and ckpt.get("swa_state") is not None:
+            run.swa.load_state_dict(ckpt["swa_state"])
         _rng_restore(ckpt["rng_state"])
     except (KeyError, RuntimeError, ValueError, TypeError) as err:
         raise CheckpointError(f"cannot resume from {ckpt.get('path', 'checkpoint')}: "
@@ -373,6 +381,8 @@ def _train_loop(run: _Run, on_epoch_end: Callable[[dict[str, Any]], None] | None
     while p.epoch < cfg.epochs:
         row, stopped = run.run_epoch(p.epoch, started)
         p.epoch += 1
+        if run.swa is not None and averages_epoch(p.epoch, cfg.epochs, cfg.swa_epochs):
+            run.swa.update(run.model)
         p.elapsed_seconds = base + time.perf_counter() - started
         improved = row["val_accuracy"] > p.best_val_accuracy
         if improved:
@@ -398,6 +408,35 @@ def _train_loop(run: _Run, on_epoch_end: Callable[[dict[str, Any]], None] | None
         p.stop_reason = "epochs"
         if run.dist.is_main:
             artifacts.write_summary(run.out / "summary.json", run.summary(True))
+    if run.swa is not None and run.swa.count and not p.swa:
+        _score_weight_average(run)
+
+
+def _score_weight_average(run: _Run) -> None:
+    """After the last epoch: batch-norm statistics for the averaged weights, their validation score, and best.pt
+    if they beat every epoch. The time counts in the run's elapsed seconds (the training budget)."""
+    cfg, p, started = run.cfg, run.progress, time.perf_counter()
+    gen = derived_generator(cfg.seed, p.epoch, 0, _RNG_STREAM_SWA)
+    with _oom_guard(cfg, run.device):
+        run.swa.recompute_batchnorm(run.data.train_images, run.settings, gen, batch_size=cfg.batch_size)
+        val = evaluate(run.swa.model, run.data.val_images, run.data.val_labels, run.settings,
+                       batch_size=cfg.eval_batch_size)
+    selected = val["accuracy"] > p.best_val_accuracy
+    p.swa = {"epochs": run.swa.count, "val_loss": val["loss"], "val_accuracy": val["accuracy"], "selected": selected}
+    p.elapsed_seconds += time.perf_counter() - started
+    if selected:
+        p.best_val_accuracy, p.best_epoch = val["accuracy"], p.epoch
+    if not run.dist.is_main:
+        return
+    if selected:
+        metrics = {"epoch": p.epoch, "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+                   "swa_epochs": run.swa.count}
+        save_checkpoint(run.out / "best.pt", run.checkpoint(metrics, model=run.swa.model))
+    save_checkpoint(run.out / "last.pt", run.checkpoint(p.history[-1] if p.history else {}))
+    artifacts.write_summary(run.out / "summary.json", run.summary(True))
+    print(f"weight average of the last {run.swa.count} epochs: val loss {val['loss']:.4f} acc {val['accuracy']:.4f}"
+          + ("  *best (saved as best.pt)" if selected else f"  (best epoch {p.best_epoch} stays best.pt)"),
+          file=sys.stderr, flush=True)
 
 
 def fit(cfg: TrainConfig, *, resume: bool = False, dataset: Any = None,
