@@ -81,3 +81,31 @@ def test_empty_inputs_give_nan_not_errors():
     assert math.isnan(m.accuracy(empty, empty))
     assert math.isnan(m.macro_f1(empty, empty, 3))
     assert m.confusion_matrix(empty, empty, 3).sum() == 0
+
+
+class _CountingClassifier:
+    """predict_proba that records its batch sizes and TTA (stands in for a model in throughput measurements)."""
+
+    image_size = 8
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str]] = []
+
+    def predict_proba(self, images, batch_size=256, tta="none"):  # noqa: ANN001, ANN201
+        self.calls.append((len(images), tta))
+        return np.zeros((len(images), 7), dtype=np.float32)
+
+
+def test_batched_throughput_warms_up_then_times_whole_passes():
+    from ferlab.evaluate.speed import batched_throughput, measure_speed
+
+    clf = _CountingClassifier()
+    rate = batched_throughput(clf, tta="flip", faces=40, batch_size=16)
+    assert rate > 0 and clf.calls == [(16, "flip"), (40, "flip")]  # one warm-up batch, then one timed pass
+    clf.calls.clear()
+    batched_throughput(clf, faces=40, batch_size=16, seconds=0.05)
+    assert len(clf.calls) >= 3 and all(n == 40 for n, _ in clf.calls[1:])  # repeated until 0.05 s have passed
+    clf.calls.clear()
+    timing = measure_speed(clf, batch_size=16, batches=2, latency_runs=4)
+    assert timing["images_per_second"] > 0 and timing["latency_ms"] > 0
+    assert clf.calls[:2] == [(16, "none"), (32, "none")] and clf.calls[2:] == [(1, "none")] * 7

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,16 +109,11 @@ def ship_ensemble(single_reports: list[dict[str, Any]], single_tta: str, ensembl
 
 def measure_faces_per_second(classifier: Any, tta: str, *, faces: int = 2048, batch_size: int = 256,
                              seconds: float = 3.0) -> float:
-    """Batched throughput of aligned uint8 faces (TTA included), median of repeated passes over `faces` crops."""
-    rng = np.random.default_rng(0)
-    crops = rng.integers(0, 256, (faces, classifier.image_size, classifier.image_size), dtype=np.uint8)
-    classifier.predict_proba(crops[:batch_size], batch_size=batch_size, tta=tta)  # warm-up
-    rates, start = [], time.perf_counter()
-    while not rates or time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
-        classifier.predict_proba(crops, batch_size=batch_size, tta=tta)
-        rates.append(faces / (time.perf_counter() - t0))
-    return float(np.median(rates))
+    """Batched throughput of aligned uint8 faces (TTA included), median of repeated passes over `faces` crops
+    for `seconds` (`ferlab.evaluate.speed.batched_throughput`, the leaderboard's measure too)."""
+    from ferlab.evaluate.speed import batched_throughput
+
+    return batched_throughput(classifier, tta=tta, faces=faces, batch_size=batch_size, seconds=seconds)
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
