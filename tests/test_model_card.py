@@ -233,3 +233,21 @@ def test_bundle_ensemble_chain(bundled, capsys, monkeypatch, tmp_path) -> None: 
     (assets / "default.json").write_text(json.dumps(meta))
     p = Predictor.from_pretrained()
     assert isinstance(p.classifier, EnsembleClassifier) and p.tta == "flip"
+
+
+def test_card_says_when_the_shipped_weights_are_a_weight_average() -> None:
+    from ferlab.export.model_card import render_model_card
+
+    stage1 = {"model": "fer_resnet", "epochs_done": 80, "epochs": 80, "elapsed_seconds": 9127.0, "best_epoch": 74,
+              "best_val_accuracy": 0.6922, "classes": ["happy", "sad"]}
+    swa = {"epochs": 11, "val_loss": 0.87, "val_accuracy": 0.6992, "selected": True}
+    stage2 = {**stage1, "epochs_done": 12, "epochs": 15, "elapsed_seconds": 1549.0, "best_epoch": 12,
+              "best_val_accuracy": 0.6992, "swa": swa}
+    common = {"config": {"model": "fer_resnet"}, "history": [], "reports": [], "shipped_tta": "none", "speeds": {},
+              "file_sizes": {}, "commands": []}
+    text = render_model_card(summary=stage2, stages=[("runs/a", stage1), ("runs/b", stage2)], **common)
+    assert "1. `runs/a`: 80 epochs, 2.54 h, best validation accuracy 69.22% at epoch 74;" in text
+    assert "2. `runs/b`: 12 epochs, 0.43 h, best validation accuracy 69.92% from the average of its last 11" in text
+    assert "69.92% from the average of its last 11 epochs' weights" in text.split("Training stages")[0]
+    lost = {**stage2, "best_epoch": 3, "best_val_accuracy": 0.70, "swa": {**swa, "selected": False}}
+    assert "at epoch 3 (the shipped weights)" in render_model_card(summary=lost, **common)

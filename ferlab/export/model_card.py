@@ -126,6 +126,15 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
+def _best_weights(summary: dict[str, Any], best_epoch: Any) -> str:
+    """Where a run's best weights come from: an epoch, or the weight average of its last epochs (ferlab.train.swa)."""
+    swa = summary.get("swa") or {}
+    if swa.get("selected"):
+        return (f"from the average of its last {swa.get('epochs')} epochs' weights (stochastic weight averaging; "
+                "batch-norm statistics re-estimated)")
+    return f"at epoch {best_epoch}"
+
+
 def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], history: list[dict[str, str]],
                       reports: list[dict[str, Any]], shipped_tta: str, speeds: dict[str, float],
                       file_sizes: dict[str, int], commands: list[str], backend: str = "torch",
@@ -171,14 +180,15 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
            f"cutmix {config.get('cutmix')}, forward pass in {config.get('precision', 'fp32')}.",
            f"- Trained {summary.get('epochs_done')} of {summary.get('epochs')} epochs in {hours:.2f} h of wall time on "
            f"a 2-core CPU ({summary.get('train_images_per_second')} training images/s); best validation accuracy "
-           f"{_pct(summary.get('best_val_accuracy'))} at epoch {best} (the shipped weights).",
+           f"{_pct(summary.get('best_val_accuracy'))} {_best_weights(summary, best)} (the shipped weights).",
            "- Log and curves: `docs/bundled/metrics.csv`, `docs/bundled/curves.png`.", ""]
     if stages and len(stages) > 1:
         total = sum(float(st.get("elapsed_seconds", 0)) for _, st in stages) / 3600
         out[-1:] = ["- Training stages (each continues from the previous stage's best weights; the budget counts "
                     "them all):"]
         out += [f"  {k}. `{run}`: {st.get('epochs_done')} epochs, {float(st.get('elapsed_seconds', 0)) / 3600:.2f} h,"
-                f" best validation accuracy {_pct(st.get('best_val_accuracy'))}; config, log and curves in"
+                f" best validation accuracy {_pct(st.get('best_val_accuracy'))} {_best_weights(st, st.get('best_epoch'))};"
+                f" config, log and curves in"
                 f" `docs/bundled/stages/{Path(run).name}/`" for k, (run, st) in enumerate(stages, 1)]
         out += [f"- Total training wall time: {total:.2f} h.", ""]
     if history:
