@@ -109,3 +109,22 @@ def test_serve_model_card_summarises_the_bundled_model() -> None:
         card = client.get("/v1/model").json()
     assert card["card"].endswith("MODEL_CARD.md") and card["tta"] == meta["tta"]
     assert card["metrics"]["test_accuracy"] == meta["metrics"]["test_accuracy"]
+
+
+def test_the_shipped_recipe_stays_within_the_training_budget_by_its_caps() -> None:
+    """Every `ferlab train --config` of the card's Reproduce block has a time cap, and the caps add up (with two
+    minutes for a weight average's batch-norm pass and validation after a cap) to at most the 3-hour budget, so
+    the recipe re-runs within budget on a slower machine too."""
+    import re
+    from pathlib import Path
+
+    from ferlab.export.model_card import TRAINING_BUDGET_HOURS
+    from ferlab.train import TrainConfig
+
+    card = (bundled_model_path().parent / "MODEL_CARD.md").read_text()
+    recipes = re.findall(r"^ferlab train --config (\S+)", card, flags=re.MULTILINE)
+    root = Path(__file__).resolve().parents[1]
+    configs = [TrainConfig.from_yaml(root / r) for r in recipes]
+    assert configs and all(c.time_budget_minutes for c in configs), recipes
+    allowance = sum(2.0 for c in configs if c.swa_epochs)
+    assert sum(c.time_budget_minutes for c in configs) + allowance <= 60 * TRAINING_BUDGET_HOURS
