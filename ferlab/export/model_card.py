@@ -187,8 +187,8 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
         out[-1:] = ["- Training stages (each continues from the previous stage's best weights; the budget counts "
                     "them all):"]
         out += [f"  {k}. `{run}`: {st.get('epochs_done')} epochs, {float(st.get('elapsed_seconds', 0)) / 3600:.2f} h,"
-                f" best validation accuracy {_pct(st.get('best_val_accuracy'))} {_best_weights(st, st.get('best_epoch'))};"
-                f" config, log and curves in"
+                f" best validation accuracy {_pct(st.get('best_val_accuracy'))}"
+                f" {_best_weights(st, st.get('best_epoch'))}; config, log and curves in"
                 f" `docs/bundled/stages/{Path(run).name}/`" for k, (run, st) in enumerate(stages, 1)]
         out += [f"- Total training wall time: {total:.2f} h.", ""]
     if history:
