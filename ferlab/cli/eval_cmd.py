@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ferlab.cli.options import add_ensemble_option
 from ferlab.evaluate.suite import TTA_NAMES
 
 __all__ = ["register"]
@@ -22,9 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="split to evaluate: test (default), private_test, val, train, or all (a whole foreign dataset)")
     p.add_argument("--tta", default=None, choices=TTA_NAMES,
                    help="test-time augmentation (default: the one a bundled model ships with, else none)")
-    p.add_argument("--ensemble", nargs="*", default=None, metavar="MODEL",
-                   help="average the probabilities of CHECKPOINT (default: the bundled model) and these models; "
-                        "with no MODEL: the bundled ensemble")
+    add_ensemble_option(p, "CHECKPOINT")
     p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default: 256)")
     p.add_argument("--limit", type=int, default=None, help="evaluate at most N evenly spaced images of the split")
     p.add_argument("--out", default=None, help="write report.json/.md/.html and PNG pictures into this folder")

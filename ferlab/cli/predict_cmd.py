@@ -10,6 +10,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from ferlab.cli.options import add_ensemble_option
+
 __all__ = ["register", "iter_inputs", "add_video_flags", "video_config"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -218,9 +220,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="emotions of the faces in images, videos, folders or globs")
     p.add_argument("paths", nargs="*", metavar="PATH", help="images, videos, folders or globs (at least one)")
     p.add_argument("--model", help="checkpoint (.pt) or export (.onnx); default: the bundled model")
-    p.add_argument("--ensemble", nargs="*", default=None, metavar="MODEL",
-                   help="average --model (default: the bundled model) with these models; with no MODEL: the "
-                        "bundled ensemble")
+    add_ensemble_option(p, "--model")
     p.add_argument("--json", action="store_true", help="one JSON line per input on stdout")
     p.add_argument("--no-detect", action="store_true", help="each input is already a face crop")
     p.add_argument("--detector", default="auto", help="auto | centerface | haar | none")
