@@ -150,12 +150,15 @@ def test_ship_ensemble_only_when_it_wins_on_validation_within_the_speed_floor() 
 
     single = [_report("val", "flipcrop", 0.690), _report("test", "flipcrop", 0.99)]  # test never decides
     better = [_report("val", "flip", 0.700), _report("test", "flip", 0.10)]
-    assert ship_ensemble(single, "flipcrop", better, "flip", {"flip": 700.0})
-    assert not ship_ensemble(single, "flipcrop", better, "flip", {"flip": 300.0})  # under the 500 faces/s floor
-    assert not ship_ensemble(single, "flipcrop", better, "flip", {"flip": 503.0})  # no headroom over the floor
-    assert not ship_ensemble(single, "flipcrop", [_report("val", "flip", 0.691)], "flip", {"flip": 700.0})
-    assert ship_ensemble(single, "flipcrop", better, "flip", {"flip": 700.0}, ensemble_training_hours=2.9)
-    assert not ship_ensemble(single, "flipcrop", better, "flip", {"flip": 700.0},
+    fast = {"none": 2400.0, "flip": 700.0}
+    assert ship_ensemble(single, "flipcrop", better, "flip", fast)
+    assert not ship_ensemble(single, "flipcrop", better, "flip", {**fast, "flip": 300.0})  # under the 500 floor
+    assert not ship_ensemble(single, "flipcrop", better, "flip", {**fast, "flip": 503.0})  # no headroom over it
+    assert not ship_ensemble(single, "flipcrop", better, "flip", {**fast, "none": 1900.0})  # under 2,000 bare
+    assert not ship_ensemble(single, "flipcrop", better, "flip", {"flip": 700.0})  # bare speed unmeasured
+    assert not ship_ensemble(single, "flipcrop", [_report("val", "flip", 0.691)], "flip", fast)
+    assert ship_ensemble(single, "flipcrop", better, "flip", fast, ensemble_training_hours=2.9)
+    assert not ship_ensemble(single, "flipcrop", better, "flip", fast,
                              ensemble_training_hours=3.1)  # members trained over the 3 h budget together
 
 
@@ -251,3 +254,18 @@ def test_card_says_when_the_shipped_weights_are_a_weight_average() -> None:
     assert "69.92% from the average of its last 11 epochs' weights" in text.split("Training stages")[0]
     lost = {**stage2, "best_epoch": 3, "best_val_accuracy": 0.70, "swa": {**swa, "selected": False}}
     assert "at epoch 3 (the shipped weights)" in render_model_card(summary=lost, **common)
+
+
+@pytest.mark.slow
+def test_card_refuses_a_model_under_the_bare_speed_floor(bundled, capsys, monkeypatch) -> None:  # noqa: ANN001
+    from ferlab.export import model_card
+    from ferlab.train.checkpoint import tta_cost
+
+    root, run, assets = bundled
+    evals = [_eval_json(capsys, assets / "default.int8.onnx", root / "faces.zip", "val", "none", root)]
+    monkeypatch.setattr(model_card, "measure_faces_per_second", lambda clf, tta, **kw: 1500.0 / tta_cost(tta))
+    card = root / "slow_card.md"
+    with pytest.raises(SystemExit, match="classifies 1500 faces/s without TTA, under the 2,000 the bundled model"):
+        card_main(["--run", str(run), "--eval", *map(str, evals), "--model", str(assets / "default.pt"),
+                   "--out", str(card)])
+    assert not card.exists()
