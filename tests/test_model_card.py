@@ -67,8 +67,9 @@ def test_bundle_chain_writes_a_card_with_the_reports_figures(bundled, capsys) ->
     assert val_none["num_images"] == summary["val_images"]  # --split val re-carves the run's own validation split
 
     card = root / "MODEL_CARD.md"
+    # real timings of a toy model on a possibly busy machine: the 2,000 faces/s floor is tested with fixed speeds below
     assert card_main(["--run", str(run), "--eval", *map(str, evals), "--model", str(assets / "default.pt"),
-                      "--out", str(card)]) == 0
+                      "--out", str(card), "--min-bare-speed", "0"]) == 0
     text = card.read_text()
     meta = json.loads((assets / "default.json").read_text())
     assert meta["tta"] in ("none", "flip") and meta["backend"] == "onnx-int8"
