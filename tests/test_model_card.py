@@ -156,6 +156,9 @@ def test_ship_ensemble_only_when_it_wins_on_validation_within_the_speed_floor() 
     assert not ship_ensemble(single, "flipcrop", better, "flip", {**fast, "flip": 300.0})  # under the 500 floor
     assert not ship_ensemble(single, "flipcrop", better, "flip", {**fast, "flip": 503.0})  # no headroom over it
     assert not ship_ensemble(single, "flipcrop", better, "flip", {**fast, "none": 1900.0})  # under 2,000 bare
+    assert ship_ensemble(single, "flipcrop", better, "flip", {**fast, "none": 1900.0},
+                         min_bare_faces_per_second=1500)  # the card's --min-bare-speed reaches the ensemble rule
+    assert ship_ensemble(single, "flipcrop", better, "flip", {**fast, "none": 2000.0})  # the bare floor has no headroom
     assert not ship_ensemble(single, "flipcrop", better, "flip", {"flip": 700.0})  # bare speed unmeasured
     assert not ship_ensemble(single, "flipcrop", [_report("val", "flip", 0.691)], "flip", fast)
     assert ship_ensemble(single, "flipcrop", better, "flip", fast, ensemble_training_hours=2.9)

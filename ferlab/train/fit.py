@@ -205,13 +205,17 @@ class _Run:
             **({"swa": p.swa} if p.swa else {}),
         }
 
-    def write_files(self, metrics: dict[str, Any], improved: bool, finished: bool) -> None:
+    def write_files(self, metrics: dict[str, Any], *, finished: bool, best: nn.Module | None = None,
+                    best_metrics: dict[str, Any] | None = None) -> None:
+        """last.pt (the trained weights after `metrics`), best.pt when `best` gives weights that won validation
+        (scored as `best_metrics`, default `metrics`), the metrics CSV, the curves and summary.json."""
         if not self.dist.is_main:
             return
-        ckpt = self.checkpoint(metrics)
-        if improved:
-            save_checkpoint(self.out / "best.pt", ckpt)
-        save_checkpoint(self.out / "last.pt", ckpt)
+        last = self.checkpoint(metrics)
+        if best is not None:
+            same = best is self.model and best_metrics is None
+            save_checkpoint(self.out / "best.pt", last if same else self.checkpoint(best_metrics or metrics, best))
+        save_checkpoint(self.out / "last.pt", last)
         artifacts.write_metrics_csv(self.out / "metrics.csv", self.progress.history)
         artifacts.plot_curves(self.out / "curves.png", self.progress.history,
                               title=f"{self.cfg.model} ({len(self.data.classes)} classes)")
@@ -397,7 +401,7 @@ def _train_loop(run: _Run, on_epoch_end: Callable[[dict[str, Any]], None] | None
             p.stop_reason = "early_stopping"
         elif p.epoch >= cfg.epochs:
             p.stop_reason = "epochs"
-        run.write_files(row, improved, finished=bool(p.stop_reason))
+        run.write_files(row, finished=bool(p.stop_reason), best=run.model if improved else None)
         if run.dist.is_main:
             print(_epoch_line(cfg, row, improved), file=sys.stderr, flush=True)
             if on_epoch_end is not None:  # e.g. ferlab.tune reports val accuracy and may raise to prune the run
@@ -428,12 +432,9 @@ def _score_weight_average(run: _Run) -> None:
         p.best_val_accuracy, p.best_epoch = val["accuracy"], p.epoch
     if not run.dist.is_main:
         return
-    if selected:
-        metrics = {"epoch": p.epoch, "val_loss": val["loss"], "val_accuracy": val["accuracy"],
-                   "swa_epochs": run.swa.count}
-        save_checkpoint(run.out / "best.pt", run.checkpoint(metrics, model=run.swa.model))
-    save_checkpoint(run.out / "last.pt", run.checkpoint(p.history[-1] if p.history else {}))
-    artifacts.write_summary(run.out / "summary.json", run.summary(True))
+    scored = {"epoch": p.epoch, "val_loss": val["loss"], "val_accuracy": val["accuracy"], "swa_epochs": run.swa.count}
+    run.write_files(p.history[-1] if p.history else {}, finished=True,
+                    best=run.swa.model if selected else None, best_metrics=scored)
     print(f"weight average of the last {run.swa.count} epochs: val loss {val['loss']:.4f} acc {val['accuracy']:.4f}"
           + ("  *best (saved as best.pt)" if selected else f"  (best epoch {p.best_epoch} stays best.pt)"),
           file=sys.stderr, flush=True)
