@@ -70,22 +70,28 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def earlier_stages(config: dict[str, Any]) -> list[Path]:
-    """The run directories a warm-started run continues (its `pretrained` checkpoint's run, then that one's, ...).
+    """The run directories a run builds on: its `pretrained` checkpoint's run and its distillation `teacher`'s run,
+    then the ones those build on, each once.
 
-    A training stage's cost is only honest with the stages it starts from, so the leaderboard adds them up.
-    ImageNet weights and checkpoints outside a run directory (no summary.json beside them) end the chain.
+    A training stage's cost is only honest with the runs it starts from or learns from, so the leaderboard and the
+    model card add them up. ImageNet weights and checkpoints outside a run directory (no summary.json beside them)
+    end a chain.
     """
     stages: list[Path] = []
     seen: set[Path] = set()
-    pretrained = config.get("pretrained")
-    while pretrained and pretrained != "imagenet":
-        path = Path(str(pretrained))
+    pending = [config.get("pretrained"), config.get("teacher")]
+    while pending:
+        source = pending.pop(0)
+        if not source or source == "imagenet":
+            continue
+        path = Path(str(source))
         run_dir = path if path.is_dir() else path.parent
         if not is_run_dir(run_dir) or run_dir.resolve() in seen:
-            break
+            continue
         stages.append(run_dir)
         seen.add(run_dir.resolve())
-        pretrained = (_run_config(run_dir) or {}).get("pretrained")
+        earlier = _run_config(run_dir) or {}
+        pending += [earlier.get("pretrained"), earlier.get("teacher")]
     return stages
 
 

@@ -52,6 +52,9 @@ class TrainConfig:
     early_stopping_patience: int | None = None  # epochs without val-accuracy gain before stopping
     swa_epochs: int = 0  # average the weights of the last N epochs (ferlab.train.swa); 0 disables
     pretrained: str | None = None  # weights file (ferlab checkpoint or the backbone's own file)
+    teacher: str | None = None  # knowledge distillation from this ferlab checkpoint or run (ferlab.train.distill)
+    distill_weight: float = 0.5  # share of the teacher's soft targets in the loss (the rest: the labels)
+    distill_temperature: float = 4.0  # softens both predictions before they are compared
     freeze_backbone_epochs: int = 0
     finetune_lr_factor: float = 0.1  # learning-rate multiplier once the backbone is unfrozen
     seed: int = 0
@@ -195,7 +198,7 @@ def _check_values(cfg: TrainConfig) -> None:
         if getattr(cfg, name) not in registry:
             raise ConfigError(f"unknown {name} '{getattr(cfg, name)}'; choose from {', '.join(registry)}")
     positive = {"epochs": cfg.epochs, "batch_size": cfg.batch_size, "eval_batch_size": cfg.eval_batch_size,
-                "lr": cfg.lr}
+                "lr": cfg.lr, "distill_temperature": cfg.distill_temperature}
     for name, value in positive.items():
         if value <= 0:
             raise ConfigError(f"training option {name} must be > 0, got {value}")
@@ -212,6 +215,8 @@ def _check_values(cfg: TrainConfig) -> None:
             raise ConfigError(f"training option {name} must be > 0 (or null to disable), got {value}")
     if not 0 <= cfg.swa_epochs <= cfg.epochs:
         raise ConfigError(f"swa_epochs must be between 0 and epochs ({cfg.epochs}), got {cfg.swa_epochs}")
+    if not 0.0 <= cfg.distill_weight <= 1.0:
+        raise ConfigError(f"distill_weight must be in [0, 1], got {cfg.distill_weight}")
     if not 0.0 < cfg.val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), got {cfg.val_fraction}")
     if not 0.0 <= cfg.label_smoothing < 1.0:

@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,6 +15,9 @@ from torch import nn
 
 from ferlab.data.augment import AugmentConfig, augment_batch
 from ferlab.train.mixing import mix_batch
+
+if TYPE_CHECKING:
+    from ferlab.train.distill import Distiller
 
 __all__ = ["StepSettings", "derived_generator", "epoch_indices", "normalise", "train_one_epoch", "evaluate",
            "unwrap"]
@@ -102,8 +106,10 @@ def train_one_epoch(
     batch_size: int,
     on_batch: Callable[[int, float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    distiller: Distiller | None = None,
 ) -> dict[str, float]:
-    """One pass over `order` (indices into images/labels). Returns loss, accuracy, images, seconds, stopped."""
+    """One pass over `order` (indices into images/labels), with a teacher's soft targets blended into the loss when
+    `distiller` is given. Returns loss, accuracy, images, seconds, stopped."""
     model.train()
     device = torch.device(settings.device)
     regularizer = getattr(unwrap(model), "regularization_loss", None)
@@ -120,6 +126,8 @@ def train_one_epoch(
             logits = model(normalise(x, settings))
         logits = logits.float()
         loss = loss_fn(logits, targets)
+        if distiller is not None:
+            loss = distiller.blend(loss, logits, x)
         if regularizer is not None:
             loss = loss + regularizer()
         optimizer.zero_grad(set_to_none=True)

@@ -27,6 +27,7 @@ from ferlab.train import artifacts
 from ferlab.train.checkpoint import load_checkpoint, save_checkpoint  # its import flushes denormals
 from ferlab.train.config import TrainConfig
 from ferlab.train.data_prep import RunData, load_dataset, prepare_data
+from ferlab.train.distill import Distiller, load_distiller
 from ferlab.train.distributed import DistInfo, all_reduce_sum, any_rank, cleanup_distributed, setup_distributed
 from ferlab.train.engine import StepSettings, derived_generator, epoch_indices, evaluate, train_one_epoch, unwrap
 from ferlab.train.losses import balanced_indices, build_loss, class_weights
@@ -174,6 +175,7 @@ class _Run:
     progress: _Progress = field(default_factory=_Progress)
     ddp: nn.Module | None = None
     swa: WeightAverage | None = None
+    distiller: Distiller | None = None
     _frozen: bool | None = None
 
     # ---- checkpoints and files (rank 0 only) ----
@@ -275,6 +277,7 @@ class _Run:
                     self.ddp, self.optimizer, self.schedule, self.loss_fn, self.data.train_images,
                     self.data.train_labels, order, self.settings, gen, batch_size=cfg.batch_size,
                     on_batch=on_batch if bar is not None else None, should_stop=over_budget if budget else None,
+                    distiller=self.distiller,
                 )
                 val_idx = torch.arange(d.rank, len(self.data.val_labels), d.world)  # each rank scores its share
                 val = evaluate(unwrap(self.model), self.data.val_images[val_idx], self.data.val_labels[val_idx],
@@ -349,8 +352,12 @@ def _setup_run(cfg: TrainConfig, dataset: Any, resume_ckpt: dict[str, Any] | Non
         grad_clip=cfg.grad_clip, channels_last=cfg.channels_last, device=str(device),
         precision=cfg.precision,
     )
+    distiller = None
+    if cfg.teacher:
+        distiller = load_distiller(cfg.teacher, classes=list(data.classes), image_size=image_size, student=settings,
+                                   weight=cfg.distill_weight, temperature=cfg.distill_temperature, device=device)
     run = _Run(cfg, Path(cfg.out), data, model, kwargs, image_size, optimizer, schedule, settings, loss_fn,
-               dist_info, device, swa=WeightAverage(model) if cfg.swa_epochs else None)
+               dist_info, device, swa=WeightAverage(model) if cfg.swa_epochs else None, distiller=distiller)
     if resume_ckpt is not None:
         _restore(run, resume_ckpt)
     return run, cfg
