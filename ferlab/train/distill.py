@@ -44,19 +44,16 @@ class Distiller:
 
 def load_distiller(path: str | Path, *, classes: list[str], image_size: int, student: StepSettings,
                    weight: float, temperature: float, device: torch.device) -> Distiller:
-    """The teacher checkpoint at `path` (a ferlab .pt, or a run directory: its best.pt), checked to predict the
-    same classes in the same order at the run's image size."""
+    """The teacher checkpoint at `path` (a ferlab .pt, or a run directory: its selected model, as every command
+    reads one), checked to predict the same classes in the same order at the run's image size."""
     from ferlab.errors import CheckpointError
     from ferlab.train.checkpoint import load_model
 
-    path = Path(path)
-    path = path / "best.pt" if path.is_dir() else path
-    if not path.is_file():
-        raise ConfigError(f"teacher checkpoint not found: {path}")
     try:
         teacher, ckpt = load_model(path)
-    except CheckpointError as err:
-        raise ConfigError(f"teacher {path}: {err}") from None
+    except CheckpointError as err:  # missing, corrupt, or not a ferlab checkpoint
+        raise ConfigError(f"teacher {err}") from None
+    path = ckpt["path"]
     if list(ckpt["classes"]) != list(classes):
         raise ConfigError(f"teacher {path} predicts {list(ckpt['classes'])}, the data has {list(classes)}")
     teacher_size = int(ckpt.get("image_size") or teacher.ferlab_cfg.input_size[1])

@@ -213,11 +213,9 @@ class _Run:
         (scored as `best_metrics`, default `metrics`), the metrics CSV, the curves and summary.json."""
         if not self.dist.is_main:
             return
-        last = self.checkpoint(metrics)
         if best is not None:
-            same = best is self.model and best_metrics is None
-            save_checkpoint(self.out / "best.pt", last if same else self.checkpoint(best_metrics or metrics, best))
-        save_checkpoint(self.out / "last.pt", last)
+            save_checkpoint(self.out / "best.pt", self.checkpoint(best_metrics or metrics, best))
+        save_checkpoint(self.out / "last.pt", self.checkpoint(metrics))
         artifacts.write_metrics_csv(self.out / "metrics.csv", self.progress.history)
         artifacts.plot_curves(self.out / "curves.png", self.progress.history,
                               title=f"{self.cfg.model} ({len(self.data.classes)} classes)")
