@@ -44,6 +44,9 @@ def test_missing_corrupt_foreign(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="corrupt"):
         load_checkpoint(tmp_path / "junk.pt")
+    (tmp_path / "text.pt").write_bytes(b"junk\n")  # torch's unpickler raises KeyError on this one
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(tmp_path / "text.pt")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a ferlab checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")

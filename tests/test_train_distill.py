@@ -105,6 +105,9 @@ def test_bad_teachers_are_one_line_config_errors(tmp_path, tiny):
         _cfg(tmp_path, "t", distill_temperature=0)
     with pytest.raises(ConfigError, match="teacher checkpoint not found"):
         fit(_cfg(tmp_path, "missing", teacher=str(tmp_path / "nope.pt")), dataset=tiny)
+    (tmp_path / "junk.pt").write_bytes(b"junk\n")
+    with pytest.raises(ConfigError, match="teacher cannot read checkpoint"):
+        fit(_cfg(tmp_path, "corrupt", teacher=str(tmp_path / "junk.pt")), dataset=tiny)
     teacher = fit(_cfg(tmp_path, "teacher", epochs=1), dataset=tiny)
     three = make_dataset(per_class=8, size=24, classes=EMOTIONS[:3])
     with pytest.raises(ConfigError, match="predicts"):

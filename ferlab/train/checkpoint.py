@@ -57,7 +57,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint not found: {p}")
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile,
+            KeyError, IndexError, TypeError, AttributeError) as err:  # torch's unpickler on arbitrary bytes
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"cannot read checkpoint {p} (corrupt or not a ferlab checkpoint): "
                               f"{first[:200]}") from None
