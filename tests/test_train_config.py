@@ -78,7 +78,7 @@ def test_example_config_loads():
 @pytest.mark.parametrize("name", ["bundled/fer_resnet.yaml", "bundled/fer_resnet_stage2.yaml",
                                   "bundled/fer_resnet_v3.yaml", "bundled/fer_resnet_v3_swa.yaml",
                                   "bundled/fer_resnet_w32_v4.yaml", "bundled/fer_resnet_w32_v4_swa.yaml",
-                                  "bundled/fer_resnet_w32_v4_kd.yaml",
+                                  "bundled/fer_resnet_w32_v4_kd.yaml", "bundled/fer_resnet_w32_v5.yaml",
                                   "tuned/mini_xception-fer2013.yaml"])
 def test_shipped_recipes_parse_and_keep_the_validation_carve(name: str) -> None:
     from pathlib import Path

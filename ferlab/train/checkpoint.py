@@ -60,6 +60,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile,
             KeyError, IndexError, TypeError, AttributeError) as err:  # torch's unpickler on arbitrary bytes
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if isinstance(err, (KeyError, IndexError, TypeError, AttributeError)):  # their text alone is e.g. "118"
+            first = f"unreadable pickle data ({type(err).__name__}: {first})"
         raise CheckpointError(f"cannot read checkpoint {p} (corrupt or not a ferlab checkpoint): "
                               f"{first[:200]}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
