@@ -42,8 +42,9 @@ clean:
 # The bundled model from a finished training run: slim fp16 .pt (explanations) + int8 ONNX twin (predict, eval),
 # val/test reports for every TTA, model card. The fp32 ONNX is only the int8 model's source and parity reference.
 # RUN: the shipped run, or its training stages in order (the last is shipped), e.g.
+#   make bundle RUN=runs/bundled_w32_v5 RECIPE=configs/bundled/fer_resnet_w32_v5.yaml   (the shipped model)
 #   make bundle RUN="runs/bundled_w32_v4 runs/bundled_w32_v4_swa" \
-#     RECIPE="configs/bundled/fer_resnet_w32_v4.yaml configs/bundled/fer_resnet_w32_v4_swa.yaml"   (the shipped model)
+#     RECIPE="configs/bundled/fer_resnet_w32_v4.yaml configs/bundled/fer_resnet_w32_v4_swa.yaml"   (two stages)
 RUN ?= runs/bundled
 RECIPE ?=
 LAST := $(lastword $(RUN))
