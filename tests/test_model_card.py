@@ -273,3 +273,16 @@ def test_card_refuses_a_model_under_the_bare_speed_floor(bundled, capsys, monkey
         card_main(["--run", str(run), "--eval", *map(str, evals), "--model", str(assets / "default.pt"),
                    "--out", str(card)])
     assert not card.exists()
+
+
+def test_card_metrics_show_how_many_images_the_leakage_free_accuracy_counts() -> None:
+    """Validation carved from FER2013's Training holds copies of training images: the card gives both counts."""
+    from ferlab.export.model_card import render_model_card
+
+    val = {"split": "val", "tta": "flip", "num_images": 100, "accuracy": 0.7, "macro_f1": 0.65, "log_loss": 0.9,
+           "ece": 0.03, "leakage_free_accuracy": 0.68, "leakage_free_num_images": 92}
+    text = render_model_card(config={"model": "fer_resnet"}, summary={"model": "fer_resnet"}, history=[],
+                             reports=[val], shipped_tta="flip", speeds={"flip": 900.0}, file_sizes={}, commands=[])
+    header = next(line for line in text.splitlines() if line.startswith("| split |"))
+    assert "| leakage-free accuracy | leakage-free images |" in header
+    assert "| validation | `flip` | 100 | 70.00% | 0.6500 | 68.00% | 92 | 0.9000 | 0.0300 | 900 |" in text

@@ -213,13 +213,16 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
             for tta, r in by_tta.items():
                 rows.append(([name] if ensemble is not None else [])
                             + [split, f"`{tta}`", r["num_images"], _pct(r["accuracy"]), f"{r['macro_f1']:.4f}",
-                               _pct(r.get("leakage_free_accuracy")), f"{r['log_loss']:.4f}", f"{r['ece']:.4f}",
+                               _pct(r.get("leakage_free_accuracy")), r.get("leakage_free_num_images", "-"),
+                               f"{r['log_loss']:.4f}", f"{r['ece']:.4f}",
                                f"{v_speeds.get(tta, float('nan')):.0f}"])
-    header = ["split", "TTA", "images", "accuracy", "macro-F1", "leakage-free accuracy", "log loss", "ECE",
-              "faces/s (batched, this CPU)"]
+    header = ["split", "TTA", "images", "accuracy", "macro-F1", "leakage-free accuracy", "leakage-free images",
+              "log loss", "ECE", "faces/s (batched, this CPU)"]
     out += ["## Metrics", _table((["model"] if ensemble is not None else []) + header, rows), "",
-            "Leakage-free accuracy counts only test images with no exact duplicate in Training "
-            "(FER2013 holds cross-split duplicates; see `ferlab data audit`).", ""]
+            "Leakage-free accuracy counts only the images (validation or test) with no exact duplicate among the "
+            "training images: FER2013 holds duplicates across splits and inside Training (see `ferlab data audit`), "
+            "so a random validation carve also puts copies of training images in validation, and plain accuracy "
+            "rewards memorising them. The two image counts differ by the number of such copies.", ""]
     if main:
         per_class = main["per_class"]
         who = f"the ensemble, TTA `{main['tta']}`" if is_ensemble_report(main) else f"TTA `{main['tta']}`"
