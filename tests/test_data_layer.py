@@ -315,3 +315,42 @@ def test_a_failed_cache_write_leaves_no_partial_file(tmp_path, small, monkeypatc
     assert [p for p in cache.rglob("*") if p.is_file()] == []
     monkeypatch.undo()
     assert len(load(root, cache_dir=cache, progress=False)) == len(small)
+
+
+def test_validation_carve_can_keep_copies_of_training_images_out():
+    """FER2013's Training holds exact duplicates: with `no_copies` no validation image has a copy left in train."""
+    ds = synthetic_faces(n_per_class=20, seed=0, test_fraction=0.0)
+    images = ds.images.copy()
+    images[1::2] = images[0::2]  # every image has a twin with the same label next to it
+    from ferlab.data.loader import content_hashes
+
+    twins = FaceDataset(images=images, labels=ds.labels, splits=ds.splits, classes=ds.classes, ids=ds.ids,
+                        hashes=content_hashes(images), source="twins")
+    plain, clean = twins.with_validation(0.25, seed=3), twins.with_validation(0.25, seed=3, no_copies=True)
+    train_hashes = set(clean.hashes[clean.splits == "train"])
+    assert np.isin(plain.hashes[plain.splits == "val"], list(set(plain.hashes[plain.splits == "train"]))).any()
+    assert not any(h in train_hashes for h in clean.hashes[clean.splits == "val"])
+    assert 0 < (clean.splits == "val").sum() < (plain.splits == "val").sum()  # only the copies moved back
+    assert set(np.flatnonzero(clean.splits == "val")) <= set(np.flatnonzero(plain.splits == "val"))
+    assert np.array_equal(ds.with_validation(0.25, seed=3, no_copies=True).splits,
+                          ds.with_validation(0.25, seed=3).splits)  # no copies: the same carve
+
+
+def test_evaluation_re_carves_validation_as_the_training_run_did():
+    from ferlab.evaluate.run import with_training_validation
+    from ferlab.train.config import TrainConfig
+    from ferlab.train.data_prep import prepare_data
+
+    ds = synthetic_faces(n_per_class=20, seed=0, test_fraction=0.0)
+    images = ds.images.copy()
+    images[1::2] = images[0::2]
+    from ferlab.data.loader import content_hashes
+
+    twins = FaceDataset(images=images, labels=ds.labels, splits=ds.splits, classes=ds.classes, ids=ds.ids,
+                        hashes=content_hashes(images), source="twins")
+    for no_copies in (False, True):
+        cfg = TrainConfig(data="twins", val_fraction=0.25, seed=3, val_no_copies=no_copies, progress=False)
+        run = prepare_data(cfg, twins.image_size, dataset=twins)
+        val = with_training_validation(twins, cfg.to_dict()).split("val")
+        assert len(run.val_labels) == len(val)
+        assert np.array_equal(run.val_labels.numpy(), val.labels)

@@ -155,3 +155,18 @@ def test_training_cost_stops_on_a_cycle(tmp_path):
     (loop / "config.yaml").write_text(yaml.safe_dump({"pretrained": str(loop / "best.pt")}))
     seconds, epochs, _ = _training_cost({"train_seconds": 1.0, "epochs_done": 1}, {"pretrained": str(loop / "best.pt")})
     assert (seconds, epochs) == (31.0, 4)
+
+
+def test_a_run_from_before_a_config_field_existed_still_counts_as_the_same_config(tmp_path) -> None:
+    """A field added later (e.g. val_no_copies) is missing from older config.yaml files: its default stands in,
+    so compare reuses those runs instead of retraining them; a real difference still counts."""
+    from ferlab.evaluate.compare import _same_config
+    from ferlab.train.config import TrainConfig
+
+    cfg = TrainConfig(model="simple_cnn", data=str(tmp_path / "d.zip"), epochs=2)
+    stored = cfg.to_dict()
+    del stored["val_no_copies"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(stored))
+    assert _same_config(tmp_path, cfg)
+    assert not _same_config(tmp_path, TrainConfig(**{**cfg.to_dict(), "val_no_copies": True}))
+    assert not _same_config(tmp_path, TrainConfig(**{**cfg.to_dict(), "epochs": 3}))

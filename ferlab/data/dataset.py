@@ -81,8 +81,9 @@ class FaceDataset:
                             f"{', '.join(self.split_names) or 'none'}")
         return self.subset(mask)
 
-    def with_validation(self, fraction: float = 0.1, seed: int = 0) -> FaceDataset:
-        """Carve a deterministic, stratified validation split out of `train` (no-op if `val` exists)."""
+    def with_validation(self, fraction: float = 0.1, seed: int = 0, *, no_copies: bool = False) -> FaceDataset:
+        """Carve a deterministic, stratified validation split out of `train` (no-op if `val` exists).
+        `no_copies`: images with an exact copy left in `train` go back to `train` (validation shrinks a little)."""
         if (self.splits == "val").any():
             return self
         if not 0.0 < fraction < 1.0:
@@ -90,6 +91,10 @@ class FaceDataset:
         from ferlab.data.splits import stratified_carve
 
         splits = stratified_carve(self.splits, self.labels, source="train", target="val", fraction=fraction, seed=seed)
+        if no_copies:
+            from ferlab.data.splits import keep_copies_in_source
+
+            splits = keep_copies_in_source(splits, self.hashes, source="train", target="val")
         return replace(self, splits=splits)
 
     def with_scheme(self, scheme: ClassScheme) -> FaceDataset:

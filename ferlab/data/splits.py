@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["stratified_carve"]
+__all__ = ["stratified_carve", "keep_copies_in_source"]
 
 
 def stratified_carve(splits: np.ndarray, labels: np.ndarray, *, source: str, target: str, fraction: float,
@@ -21,4 +21,13 @@ def stratified_carve(splits: np.ndarray, labels: np.ndarray, *, source: str, tar
         n_take = int(round(len(members) * fraction))
         if n_take and len(members) > 1:
             out[rng.permutation(members)[: min(n_take, len(members) - 1)]] = target
+    return out
+
+
+def keep_copies_in_source(splits: np.ndarray, hashes: np.ndarray, *, source: str, target: str) -> np.ndarray:
+    """New splits array where every `target` sample whose content hash also occurs in `source` goes back to
+    `source`: exact copies of training images then never sit in validation, where they reward memorising."""
+    out = splits.copy()
+    in_source = np.isin(hashes, hashes[splits == source])
+    out[(splits == target) & in_source] = source
     return out

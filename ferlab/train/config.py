@@ -27,6 +27,7 @@ class TrainConfig:
     image_size: int = 0  # 0: the model's own input size
     limit: int | None = None  # keep at most this many training images (stratified, deterministic)
     val_fraction: float = 0.1
+    val_no_copies: bool = False  # keep exact copies of training images out of validation (FER2013 has many)
     manifest: str | None = None  # cleaning manifest (clean.json) read by the loader
     epochs: int = 10
     time_budget_minutes: float | None = None

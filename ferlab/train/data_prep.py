@@ -70,7 +70,7 @@ def prepare_data(cfg: TrainConfig, image_size: int, dataset: FaceDataset | None 
     ds = ds.subset(ds.labels >= 0)
     if cfg.limit:
         ds = stratified_limit(ds, cfg.limit, cfg.seed)
-    ds = ds.with_validation(cfg.val_fraction, seed=cfg.seed)
+    ds = ds.with_validation(cfg.val_fraction, seed=cfg.seed, no_copies=cfg.val_no_copies)
     if ds.image_size != image_size:
         raise DataError(f"images are {ds.image_size}x{ds.image_size} but the model takes {image_size}x{image_size}")
     train, val = ds.subset(ds.splits == "train"), ds.subset(ds.splits == "val")
