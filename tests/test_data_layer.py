@@ -317,15 +317,20 @@ def test_a_failed_cache_write_leaves_no_partial_file(tmp_path, small, monkeypatc
     assert len(load(root, cache_dir=cache, progress=False)) == len(small)
 
 
+def _with_twins(ds: FaceDataset) -> FaceDataset:
+    """`ds` where every image has an exact twin with the same label next to it (like FER2013's duplicates)."""
+    from ferlab.data.loader import content_hashes
+
+    images = ds.images.copy()
+    images[1::2] = images[0::2]
+    return FaceDataset(images=images, labels=ds.labels, splits=ds.splits, classes=ds.classes, ids=ds.ids,
+                       hashes=content_hashes(images), source="twins")
+
+
 def test_validation_carve_can_keep_copies_of_training_images_out():
     """FER2013's Training holds exact duplicates: with `no_copies` no validation image has a copy left in train."""
     ds = synthetic_faces(n_per_class=20, seed=0, test_fraction=0.0)
-    images = ds.images.copy()
-    images[1::2] = images[0::2]  # every image has a twin with the same label next to it
-    from ferlab.data.loader import content_hashes
-
-    twins = FaceDataset(images=images, labels=ds.labels, splits=ds.splits, classes=ds.classes, ids=ds.ids,
-                        hashes=content_hashes(images), source="twins")
+    twins = _with_twins(ds)
     plain, clean = twins.with_validation(0.25, seed=3), twins.with_validation(0.25, seed=3, no_copies=True)
     train_hashes = set(clean.hashes[clean.splits == "train"])
     assert np.isin(plain.hashes[plain.splits == "val"], list(set(plain.hashes[plain.splits == "train"]))).any()
@@ -341,13 +346,7 @@ def test_evaluation_re_carves_validation_as_the_training_run_did():
     from ferlab.train.config import TrainConfig
     from ferlab.train.data_prep import prepare_data
 
-    ds = synthetic_faces(n_per_class=20, seed=0, test_fraction=0.0)
-    images = ds.images.copy()
-    images[1::2] = images[0::2]
-    from ferlab.data.loader import content_hashes
-
-    twins = FaceDataset(images=images, labels=ds.labels, splits=ds.splits, classes=ds.classes, ids=ds.ids,
-                        hashes=content_hashes(images), source="twins")
+    twins = _with_twins(synthetic_faces(n_per_class=20, seed=0, test_fraction=0.0))
     for no_copies in (False, True):
         cfg = TrainConfig(data="twins", val_fraction=0.25, seed=3, val_no_copies=no_copies, progress=False)
         run = prepare_data(cfg, twins.image_size, dataset=twins)

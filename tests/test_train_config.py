@@ -44,6 +44,7 @@ def test_unknown_key_names_close_fields(tmp_path):
         ({"augment_options": {"spin": 3}}, "unknown augment option"),
         ({"val_fraction": 1.5}, "val_fraction"),
         ({"channels_last": "yes"}, "channels_last must be bool"),
+        ({"val_no_copies": "maybe"}, "val_no_copies must be bool"),
         ({"limit": 0}, "limit must be > 0"),
         ({"device": "tpu"}, "device must be"),
     ],

@@ -136,9 +136,8 @@ def _same_config(run_dir: Path, cfg: Any) -> bool:
         size = get_model_config(cfg.model).input_size[1]
     except FerlabError:
         size = 48
-    current = cfg.to_dict()
-    stored = {**{k: v for k, v in type(cfg)().to_dict().items() if k not in stored}, **stored}  # older runs: defaults
-    return _comparable(stored, size) == _comparable(current, size)
+    stored = {**type(cfg)().to_dict(), **stored}  # a field newer than the run: its default reproduces the old run
+    return _comparable(stored, size) == _comparable(cfg.to_dict(), size)
 
 
 def plan_suite(suite: Suite, data: str | Path, runs_dir: str | Path) -> list[PlannedRun]:
