@@ -353,3 +353,18 @@ def test_evaluation_re_carves_validation_as_the_training_run_did():
         val = with_training_validation(twins, cfg.to_dict()).split("val")
         assert len(run.val_labels) == len(val)
         assert np.array_equal(run.val_labels.numpy(), val.labels)
+
+
+def test_val_seed_shares_one_validation_split_across_training_seeds():
+    """Ensemble members train with their own seeds but must select on the same validation images."""
+    from ferlab.evaluate.run import with_training_validation
+    from ferlab.train.config import TrainConfig
+
+    ds = synthetic_faces(n_per_class=20, seed=0, test_fraction=0.0)
+    carve = {seed: with_training_validation(ds, TrainConfig(seed=seed, val_seed=3).to_dict()).splits
+             for seed in (0, 1)}
+    assert np.array_equal(carve[0], carve[1])
+    assert np.array_equal(carve[0], with_training_validation(ds, TrainConfig(seed=3).to_dict()).splits)
+    assert not np.array_equal(carve[0], with_training_validation(ds, TrainConfig(seed=0).to_dict()).splits)
+    legacy = {"val_fraction": 0.1, "seed": 3}  # a config.yaml from before val_seed existed
+    assert np.array_equal(carve[0], with_training_validation(ds, legacy).splits)

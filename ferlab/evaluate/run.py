@@ -22,10 +22,11 @@ def even_subset(ds: FaceDataset, limit: int | None) -> FaceDataset:
 
 
 def with_training_validation(ds: FaceDataset, config: dict) -> FaceDataset:
-    """Re-carve the validation split a training run selected its model on (its val_fraction and seed), so that
-    `--split val` scores the model on the images it chose by, never on test."""
-    return ds.with_validation(float(config.get("val_fraction") or 0.1), seed=int(config.get("seed") or 0),
-                              no_copies=bool(config.get("val_no_copies")))
+    """Re-carve the validation split a training run selected its model on (the same function training used), so
+    that `--split val` scores the model on the images it chose by, never on test."""
+    from ferlab.train.data_prep import carve_validation
+
+    return carve_validation(ds, config)
 
 
 def evaluate_dataset(clf, ds: FaceDataset, *, split: str = "test", tta: str = "none",  # noqa: ANN001

@@ -174,9 +174,8 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
            "(gradients).",
            "", "## Data and splits",
            "- Trained from scratch on FER2013 `Training` (Kaggle layout); no other data, no pretrained weights.",
-           f"- Model selection on a validation split carved from Training ({config.get('val_fraction')} stratified, "
-           f"seed {config.get('seed')}): {summary.get('train_images')} training and {summary.get('val_images')} "
-           "validation images.",
+           f"- Model selection on a validation split carved from Training ({_carve_words(config)}): "
+           f"{summary.get('train_images')} training and {summary.get('val_images')} validation images.",
            "- Reported on FER2013 `PublicTest` (the shared `test/` split), looked at only to report.",
            "", "## Training recipe",
            f"- Config: `configs/bundled/` (resolved copy in `docs/bundled/config.yaml`). Optimiser "
@@ -256,6 +255,13 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
             "emotion, and a 7-way label is not a person.", "",
             "## Reproduce", "```", *commands, "```", ""]
     return "\n".join(out)
+
+
+def _carve_words(config: dict[str, Any]) -> str:
+    """How the run carved validation: fraction, seed (`val_seed`, else `seed`: ferlab.train.data_prep), copies."""
+    seed = config.get("seed") if config.get("val_seed") is None else config.get("val_seed")
+    copies = ", no exact copy of a training image" if config.get("val_no_copies") else ""
+    return f"{config.get('val_fraction')} stratified, seed {seed}{copies}"
 
 
 def _ensemble_lines(ensemble: EnsembleVariant | None) -> list[str]:

@@ -28,6 +28,7 @@ class TrainConfig:
     limit: int | None = None  # keep at most this many training images (stratified, deterministic)
     val_fraction: float = 0.1
     val_no_copies: bool = False  # keep exact copies of training images out of validation (FER2013 has many)
+    val_seed: int | None = None  # seed of the validation carve; None: `seed` (set it to share one split across seeds)
     manifest: str | None = None  # cleaning manifest (clean.json) read by the loader
     epochs: int = 10
     time_budget_minutes: float | None = None

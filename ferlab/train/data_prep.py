@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,7 +13,7 @@ from ferlab.data import FaceDataset, resolve_scheme
 from ferlab.errors import ConfigError, DataError
 from ferlab.train.config import TrainConfig
 
-__all__ = ["RunData", "load_dataset", "stratified_limit", "prepare_data"]
+__all__ = ["RunData", "load_dataset", "stratified_limit", "carve_validation", "prepare_data"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,16 @@ class RunData:
     val_labels: torch.Tensor
     source: str = ""
     fingerprint: str = ""
+
+
+def carve_validation(ds: FaceDataset, config: Mapping[str, Any]) -> FaceDataset:
+    """Carve the validation split a run selects its model on, from its config (a TrainConfig dict, possibly from an
+    older run without the newer fields): training and `ferlab eval --split val` both call this, so they agree."""
+    seed = config.get("val_seed")
+    if seed is None:
+        seed = config.get("seed") or 0
+    return ds.with_validation(float(config.get("val_fraction") or 0.1), seed=int(seed),
+                              no_copies=bool(config.get("val_no_copies")))
 
 
 def load_dataset(cfg: TrainConfig, image_size: int) -> FaceDataset:
@@ -70,7 +82,7 @@ def prepare_data(cfg: TrainConfig, image_size: int, dataset: FaceDataset | None 
     ds = ds.subset(ds.labels >= 0)
     if cfg.limit:
         ds = stratified_limit(ds, cfg.limit, cfg.seed)
-    ds = ds.with_validation(cfg.val_fraction, seed=cfg.seed, no_copies=cfg.val_no_copies)
+    ds = carve_validation(ds, cfg.to_dict())
     if ds.image_size != image_size:
         raise DataError(f"images are {ds.image_size}x{ds.image_size} but the model takes {image_size}x{image_size}")
     train, val = ds.subset(ds.splits == "train"), ds.subset(ds.splits == "val")
