@@ -346,13 +346,16 @@ def test_evaluation_re_carves_validation_as_the_training_run_did():
     from ferlab.train.config import TrainConfig
     from ferlab.train.data_prep import prepare_data
 
-    twins = _with_twins(synthetic_faces(n_per_class=20, seed=0, test_fraction=0.0))
-    for no_copies in (False, True):
-        cfg = TrainConfig(data="twins", val_fraction=0.25, seed=3, val_no_copies=no_copies, progress=False)
+    twins = _with_twins(synthetic_faces(n_per_class=20, seed=0, test_fraction=0.2))
+    for options in ({}, {"val_no_copies": True}, {"limit": 60}, {"classes": "4", "limit": 50}):
+        cfg = TrainConfig(data="twins", val_fraction=0.25, seed=3, progress=False, **options)
         run = prepare_data(cfg, twins.image_size, dataset=twins)
-        val = with_training_validation(twins, cfg.to_dict()).split("val")
-        assert len(run.val_labels) == len(val)
-        assert np.array_equal(run.val_labels.numpy(), val.labels)
+        carved = with_training_validation(twins, cfg.to_dict())
+        val = carved.split("val")
+        assert len(run.val_labels) == len(val) > 0, options
+        assert np.array_equal(run.val_labels.numpy(), val.labels), options
+        assert np.array_equal(run.val_images.numpy(), val.images.reshape(run.val_images.shape)), options
+        assert len(run.train_labels) == (carved.splits == "train").sum(), options  # the leakage-free reference
 
 
 def test_val_seed_shares_one_validation_split_across_training_seeds():

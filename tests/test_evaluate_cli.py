@@ -64,7 +64,8 @@ def test_eval_cross_dataset_reports_dropped_classes(tiny, tmp_path, capsys):
     assert "neutral" in result["model_only_classes"] and result["tta"] == "flip"
 
 
-@pytest.mark.parametrize("case", ["missing_split", "corrupt_checkpoint", "unlabelled", "no_shared_class"])
+@pytest.mark.parametrize("case", ["missing_split", "corrupt_checkpoint", "unlabelled", "no_shared_class",
+                                  "val_without_manifest"])
 def test_eval_bad_input_is_one_line_error(case, tiny, tmp_path, capsys):
     ckpt, data, extra = tiny["ckpt"], tiny["data"], []
     if case == "missing_split":
@@ -72,6 +73,13 @@ def test_eval_bad_input_is_one_line_error(case, tiny, tmp_path, capsys):
     elif case == "corrupt_checkpoint":
         ckpt = tmp_path / "bad.pt"
         ckpt.write_bytes(b"not a checkpoint at all")
+    elif case == "val_without_manifest":  # --split val re-carves after the training run's cleaning manifest
+        from ferlab.train.checkpoint import load_checkpoint, save_checkpoint
+
+        checkpoint = load_checkpoint(ckpt)
+        checkpoint["config"] = {**checkpoint["config"], "manifest": str(tmp_path / "gone" / "clean.json")}
+        ckpt = save_checkpoint(tmp_path / "cleaned.pt", checkpoint)
+        extra = ["--split", "val"]
     elif case == "unlabelled":
         data = tmp_path / "flat"
         data.mkdir()
@@ -85,7 +93,7 @@ def test_eval_bad_input_is_one_line_error(case, tiny, tmp_path, capsys):
     assert code == 2 and out == ""
     assert len(lines) == 1 and "Traceback" not in err
     expected = {"missing_split": "private_test", "corrupt_checkpoint": "checkpoint", "unlabelled": "no labels",
-                "no_shared_class": "share no class"}[case]
+                "no_shared_class": "share no class", "val_without_manifest": "manifest"}[case]
     assert expected in lines[0]
 
 

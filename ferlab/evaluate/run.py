@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ferlab.data.dataset import FaceDataset
+from ferlab.errors import DataError
 from ferlab.evaluate.report import EvalReport, evaluate
 
 __all__ = ["evaluate_checkpoint", "evaluate_dataset", "even_subset", "with_training_validation"]
@@ -22,11 +23,11 @@ def even_subset(ds: FaceDataset, limit: int | None) -> FaceDataset:
 
 
 def with_training_validation(ds: FaceDataset, config: dict) -> FaceDataset:
-    """Re-carve the validation split a training run selected its model on (the same function training used), so
-    that `--split val` scores the model on the images it chose by, never on test."""
-    from ferlab.train.data_prep import carve_validation
+    """The train and val splits of the training run (its class scheme, limit and validation carve, through the
+    function training used), so that `--split val` scores the model on the images it chose by, never on test."""
+    from ferlab.train.data_prep import training_splits
 
-    return carve_validation(ds, config)
+    return training_splits(ds, config)
 
 
 def evaluate_dataset(clf, ds: FaceDataset, *, split: str = "test", tta: str = "none",  # noqa: ANN001
@@ -58,9 +59,14 @@ def evaluate_checkpoint(
 
     sources = [checkpoint] if isinstance(checkpoint, str | os.PathLike) else list(checkpoint)
     clf = load_ensemble(sources)
-    ds = load(data, image_size=clf.image_size, progress=progress)
+    config = clf.info.get("config") or {}
+    manifest = config.get("manifest") if split == "val" else None  # training excluded these images before carving
+    if manifest and not Path(manifest).is_file():
+        raise DataError(f"--split val needs the cleaning manifest the model was trained with ({manifest}): not found "
+                        f"(run from the directory training ran in, or evaluate --split test)")
+    ds = load(data, image_size=clf.image_size, progress=progress, **({"manifest": manifest} if manifest else {}))
     if split == "val":
-        ds = with_training_validation(ds, clf.info.get("config") or {})
+        ds = with_training_validation(ds, config)
     report = evaluate_dataset(clf, ds, split=split, tta=tta, batch_size=batch_size, limit=limit, progress=progress)
     if out is not None:
         from ferlab.evaluate.writers import write_report

@@ -13,7 +13,7 @@ from ferlab.data import FaceDataset, resolve_scheme
 from ferlab.errors import ConfigError, DataError
 from ferlab.train.config import TrainConfig
 
-__all__ = ["RunData", "load_dataset", "stratified_limit", "carve_validation", "prepare_data"]
+__all__ = ["RunData", "load_dataset", "stratified_limit", "carve_validation", "training_splits", "prepare_data"]
 
 
 @dataclass(frozen=True)
@@ -66,23 +66,30 @@ def stratified_limit(ds: FaceDataset, limit: int, seed: int) -> FaceDataset:
     return ds.subset(np.sort(np.concatenate(keep)))
 
 
-def prepare_data(cfg: TrainConfig, image_size: int, dataset: FaceDataset | None = None) -> RunData:
-    """Class scheme, only train/val kept (test is never seen), optional limit, stratified val carve."""
-    ds = dataset if dataset is not None else load_dataset(cfg, image_size)
-    if cfg.classes != "all":  # "all": the data's own classes, as the source lists them
-        scheme = resolve_scheme(cfg.classes)
+def training_splits(ds: FaceDataset, config: Mapping[str, Any]) -> FaceDataset:
+    """The run's `train` and `val` splits from loaded data and its config (a TrainConfig dict, possibly from an
+    older run): class scheme, the train/val pool only (test is never seen), labelled images, limit, validation
+    carve. Training and `ferlab eval --split val` both call this, so they select and score on the same images."""
+    classes = str(config.get("classes") or "all")
+    if classes != "all":  # "all": the data's own classes, as the source lists them
+        scheme = resolve_scheme(classes)
         if len(scheme.classes) < 2:
-            raise ConfigError(f"class scheme '{cfg.classes}' leaves fewer than 2 classes")
+            raise ConfigError(f"class scheme '{classes}' leaves fewer than 2 classes")
         ds = ds.with_scheme(scheme)
     ds = ds.subset(np.isin(ds.splits, ["train", "val"]))
     present = np.unique(ds.labels[(ds.splits == "train") & (ds.labels >= 0)])
     if len(present) < 2:
-        raise ConfigError(f"class scheme '{cfg.classes}' leaves {len(present)} class(es) with training images in "
+        raise ConfigError(f"class scheme '{classes}' leaves {len(present)} class(es) with training images in "
                           f"{ds.source or 'the data'}; a classifier needs at least 2")
     ds = ds.subset(ds.labels >= 0)
-    if cfg.limit:
-        ds = stratified_limit(ds, cfg.limit, cfg.seed)
-    ds = carve_validation(ds, cfg.to_dict())
+    if config.get("limit"):
+        ds = stratified_limit(ds, int(config["limit"]), int(config.get("seed") or 0))
+    return carve_validation(ds, config)
+
+
+def prepare_data(cfg: TrainConfig, image_size: int, dataset: FaceDataset | None = None) -> RunData:
+    """The run's splits (`training_splits`) as uint8 tensors, checked against the model's input size."""
+    ds = training_splits(dataset if dataset is not None else load_dataset(cfg, image_size), cfg.to_dict())
     if ds.image_size != image_size:
         raise DataError(f"images are {ds.image_size}x{ds.image_size} but the model takes {image_size}x{image_size}")
     train, val = ds.subset(ds.splits == "train"), ds.subset(ds.splits == "val")
