@@ -146,6 +146,18 @@ def test_card_lists_training_stages_and_their_total_time() -> None:
     assert "Training stages" not in render_model_card(summary=stage1, stages=[("runs/a", stage1)], **common)
 
 
+def test_card_names_the_validation_carve() -> None:
+    """The card says which validation images selected the model: its seed (val_seed first) and the copies rule."""
+    from ferlab.export.model_card import render_model_card
+
+    common = {"summary": {"model": "fer_resnet"}, "history": [], "reports": [], "shipped_tta": "none",
+              "speeds": {}, "file_sizes": {}, "commands": []}
+    member = {"model": "fer_resnet", "val_fraction": 0.1, "seed": 1, "val_seed": 0, "val_no_copies": True}
+    assert "(0.1 stratified, seed 0, no exact copy of a training image)" in render_model_card(config=member, **common)
+    legacy = {"model": "fer_resnet", "val_fraction": 0.1, "seed": 2}
+    assert "(0.1 stratified, seed 2)" in render_model_card(config=legacy, **common)
+
+
 def test_ship_ensemble_only_when_it_wins_on_validation_within_the_speed_floor() -> None:
     from ferlab.export.model_card import ship_ensemble
 

@@ -258,10 +258,11 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
 
 
 def _carve_words(config: dict[str, Any]) -> str:
-    """How the run carved validation: fraction, seed (`val_seed`, else `seed`: ferlab.train.data_prep), copies."""
-    seed = config.get("seed") if config.get("val_seed") is None else config.get("val_seed")
+    """How the run carved validation: fraction, seed, and whether copies of training images were kept out."""
+    from ferlab.train.data_prep import validation_seed
+
     copies = ", no exact copy of a training image" if config.get("val_no_copies") else ""
-    return f"{config.get('val_fraction')} stratified, seed {seed}{copies}"
+    return f"{config.get('val_fraction')} stratified, seed {validation_seed(config)}{copies}"
 
 
 def _ensemble_lines(ensemble: EnsembleVariant | None) -> list[str]:

@@ -13,7 +13,8 @@ from ferlab.data import FaceDataset, resolve_scheme
 from ferlab.errors import ConfigError, DataError
 from ferlab.train.config import TrainConfig
 
-__all__ = ["RunData", "load_dataset", "stratified_limit", "carve_validation", "training_splits", "prepare_data"]
+__all__ = ["RunData", "load_dataset", "stratified_limit", "validation_seed", "carve_validation", "training_splits",
+           "prepare_data"]
 
 
 @dataclass(frozen=True)
@@ -29,13 +30,16 @@ class RunData:
     fingerprint: str = ""
 
 
+def validation_seed(config: Mapping[str, Any]) -> int:
+    """The seed of a run's validation carve: `val_seed`, or the training `seed` when it is unset (older runs)."""
+    seed = config.get("val_seed")
+    return int(config.get("seed") or 0) if seed is None else int(seed)
+
+
 def carve_validation(ds: FaceDataset, config: Mapping[str, Any]) -> FaceDataset:
     """Carve the validation split a run selects its model on, from its config (a TrainConfig dict, possibly from an
     older run without the newer fields): training and `ferlab eval --split val` both call this, so they agree."""
-    seed = config.get("val_seed")
-    if seed is None:
-        seed = config.get("seed") or 0
-    return ds.with_validation(float(config.get("val_fraction") or 0.1), seed=int(seed),
+    return ds.with_validation(float(config.get("val_fraction") or 0.1), seed=validation_seed(config),
                               no_copies=bool(config.get("val_no_copies")))
 
 
