@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from ferlab.data.dataset import FaceDataset
-from ferlab.errors import DataError
 from ferlab.evaluate.report import EvalReport, evaluate
 
 __all__ = ["evaluate_checkpoint", "evaluate_dataset", "even_subset", "with_training_validation"]
@@ -61,10 +60,7 @@ def evaluate_checkpoint(
     clf = load_ensemble(sources)
     config = clf.info.get("config") or {}
     manifest = config.get("manifest") if split == "val" else None  # training excluded these images before carving
-    if manifest and not Path(manifest).is_file():
-        raise DataError(f"--split val needs the cleaning manifest the model was trained with ({manifest}): not found "
-                        f"(run from the directory training ran in, or evaluate --split test)")
-    ds = load(data, image_size=clf.image_size, progress=progress, **({"manifest": manifest} if manifest else {}))
+    ds = load(data, image_size=clf.image_size, progress=progress, manifest=manifest)  # a missing one: one-line error
     if split == "val":
         ds = with_training_validation(ds, config)
     report = evaluate_dataset(clf, ds, split=split, tta=tta, batch_size=batch_size, limit=limit, progress=progress)
