@@ -371,3 +371,22 @@ def test_val_seed_shares_one_validation_split_across_training_seeds():
     assert not np.array_equal(carve[0], with_training_validation(ds, TrainConfig(seed=0).to_dict()).splits)
     legacy = {"val_fraction": 0.1, "seed": 3}  # a config.yaml from before val_seed existed
     assert np.array_equal(carve[0], with_training_validation(ds, legacy).splits)
+
+
+def test_foreign_validation_scores_two_models_on_images_neither_trained_on():
+    """A smaller carve with the same seed is a prefix of a larger one: a model trained outside the larger carve
+    may be scored on the smaller; the model trained on the larger carve's images may not be scored on it."""
+    from ferlab.evaluate.run import foreign_validation, with_training_validation
+
+    ds = synthetic_faces(n_per_class=40, seed=0, test_fraction=0.0)
+    wide, narrow = {"val_fraction": 0.25, "seed": 0}, {"val_fraction": 0.1, "seed": 0}
+    carved, train_hashes = foreign_validation(ds, narrow, [wide, narrow], carve_name="narrow")
+    narrow_val = with_training_validation(ds, narrow)
+    assert np.array_equal(carved.splits, narrow_val.splits)
+    wide_val_ids = set(with_training_validation(ds, wide).ids[with_training_validation(ds, wide).splits == "val"])
+    assert set(carved.ids[carved.splits == "val"]) < wide_val_ids
+    assert set(train_hashes) == set(ds.hashes[narrow_val.splits == "train"])  # the union of both models' training
+    with pytest.raises(DataError, match=r"trained on \d+ of the \d+ validation images of wide"):
+        foreign_validation(ds, wide, [narrow], carve_name="wide")
+    with pytest.raises(DataError, match="records no training config"):
+        foreign_validation(ds, narrow, [{}])

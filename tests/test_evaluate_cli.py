@@ -64,8 +64,30 @@ def test_eval_cross_dataset_reports_dropped_classes(tiny, tmp_path, capsys):
     assert "neutral" in result["model_only_classes"] and result["tta"] == "flip"
 
 
+def _with_config(tmp_path: Path, ckpt: Path, name: str, **changes) -> Path:
+    """A copy of `ckpt` whose stored training config has `changes`."""
+    from ferlab.train.checkpoint import load_checkpoint, save_checkpoint
+
+    checkpoint = load_checkpoint(ckpt)
+    checkpoint["config"] = {**checkpoint["config"], **changes}
+    return save_checkpoint(tmp_path / name, checkpoint)
+
+
+def test_eval_val_from_scores_on_another_runs_carve(tiny, tmp_path, capsys):
+    """--val-from: the model is scored on the (smaller, same-seed) carve of another run, which it never trained on."""
+    narrow = _with_config(tmp_path, tiny["ckpt"], "narrow.pt", val_fraction=0.1)
+    code, out, _ = _run(capsys, "eval", tiny["ckpt"], "--data", tiny["data"], "--split", "val", "--json")
+    own = json.loads(out)
+    code2, out2, _ = _run(capsys, "eval", tiny["ckpt"], "--data", tiny["data"], "--split", "val", "--json",
+                          "--val-from", narrow)
+    foreign = json.loads(out2)
+    assert code == code2 == 0 and foreign["split"] == "val"
+    assert 0 < foreign["num_images"] < own["num_images"]
+    assert foreign["leakage_free_num_images"] <= foreign["num_images"]
+
+
 @pytest.mark.parametrize("case", ["missing_split", "corrupt_checkpoint", "unlabelled", "no_shared_class",
-                                  "val_without_manifest"])
+                                  "val_without_manifest", "val_from_seen", "val_from_not_val"])
 def test_eval_bad_input_is_one_line_error(case, tiny, tmp_path, capsys):
     ckpt, data, extra = tiny["ckpt"], tiny["data"], []
     if case == "missing_split":
@@ -74,12 +96,12 @@ def test_eval_bad_input_is_one_line_error(case, tiny, tmp_path, capsys):
         ckpt = tmp_path / "bad.pt"
         ckpt.write_bytes(b"not a checkpoint at all")
     elif case == "val_without_manifest":  # --split val re-carves after the training run's cleaning manifest
-        from ferlab.train.checkpoint import load_checkpoint, save_checkpoint
-
-        checkpoint = load_checkpoint(ckpt)
-        checkpoint["config"] = {**checkpoint["config"], "manifest": str(tmp_path / "gone" / "clean.json")}
-        ckpt = save_checkpoint(tmp_path / "cleaned.pt", checkpoint)
+        ckpt = _with_config(tmp_path, ckpt, "cleaned.pt", manifest=str(tmp_path / "gone" / "clean.json"))
         extra = ["--split", "val"]
+    elif case == "val_from_seen":  # the model trained on most of a larger carve's images
+        extra = ["--split", "val", "--val-from", _with_config(tmp_path, ckpt, "wide.pt", val_fraction=0.5)]
+    elif case == "val_from_not_val":
+        extra = ["--val-from", tiny["ckpt"]]
     elif case == "unlabelled":
         data = tmp_path / "flat"
         data.mkdir()
@@ -93,7 +115,8 @@ def test_eval_bad_input_is_one_line_error(case, tiny, tmp_path, capsys):
     assert code == 2 and out == ""
     assert len(lines) == 1 and "Traceback" not in err
     expected = {"missing_split": "private_test", "corrupt_checkpoint": "checkpoint", "unlabelled": "no labels",
-                "no_shared_class": "share no class", "val_without_manifest": "manifest"}[case]
+                "no_shared_class": "share no class", "val_without_manifest": "manifest",
+                "val_from_seen": "the model trained on", "val_from_not_val": "--split val"}[case]
     assert expected in lines[0]
 
 

@@ -23,6 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="split to evaluate: test (default), private_test, val, train, or all (a whole foreign dataset)")
     p.add_argument("--tta", default=None, choices=TTA_NAMES,
                    help="test-time augmentation (default: the one a bundled model ships with, else none)")
+    p.add_argument("--val-from", default=None, metavar="RUN",
+                   help="with --split val: score on the validation carve of another run (its directory or checkpoint) "
+                        "instead of the model's own, to compare models on images none of them trained on (refused if "
+                        "one did)")
     add_ensemble_option(p, "CHECKPOINT")
     p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default: 256)")
     p.add_argument("--limit", type=int, default=None, help="evaluate at most N evenly spaced images of the split")
@@ -58,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     sources = model_sources(args.checkpoint, args.ensemble)  # by default the file `ferlab predict` runs
     tta = args.tta or shipped_tta(sources[0])
     report = evaluate_checkpoint(sources, args.data, split=args.split, tta=tta,
-                                 batch_size=args.batch_size, limit=args.limit, out=args.out, progress=True)
+                                 batch_size=args.batch_size, limit=args.limit, out=args.out, progress=True,
+                                 val_from=args.val_from)
     if args.json:
         print(json.dumps(report.to_dict()))
     else:

@@ -11,7 +11,7 @@ import numpy as np
 from ferlab.data.dataset import FaceDataset
 from ferlab.evaluate.report import EvalReport, evaluate
 
-__all__ = ["evaluate_checkpoint", "evaluate_dataset", "even_subset", "with_training_validation"]
+__all__ = ["evaluate_checkpoint", "evaluate_dataset", "even_subset", "foreign_validation", "with_training_validation"]
 
 
 def even_subset(ds: FaceDataset, limit: int | None) -> FaceDataset:
@@ -27,6 +27,39 @@ def with_training_validation(ds: FaceDataset, config: dict) -> FaceDataset:
     from ferlab.train.data_prep import training_splits
 
     return training_splits(ds, config)
+
+
+def _run_splits(ds: FaceDataset, config: dict) -> FaceDataset:
+    """A run's train/val splits from data loaded without a manifest (the run's own manifest applied first)."""
+    if config.get("manifest"):
+        from ferlab.data.manifest import apply_manifest
+
+        ds = apply_manifest(ds, config["manifest"])
+    return with_training_validation(ds, config)
+
+
+def foreign_validation(ds: FaceDataset, carve_config: dict, model_configs: Sequence[dict],
+                       carve_name: str = "the other run") -> tuple[FaceDataset, np.ndarray]:
+    """(the train/val splits carved by another run's config, the content hashes of every model's training images),
+    from data loaded without a manifest. Two models compare fairly on images neither trained on: DataError if a
+    model trained on any image of that carve, or if its config cannot tell which images it trained on."""
+    from ferlab.errors import DataError
+
+    carved = _run_splits(ds, carve_config)
+    val_ids = set(carved.ids[carved.splits == "val"].tolist())
+    train_hashes = []
+    for config in model_configs:
+        if not config:
+            raise DataError(f"the model's checkpoint records no training config, so ferlab cannot check that it never "
+                            f"trained on the validation images of {carve_name}")
+        own = _run_splits(ds, config)
+        trained = own.ids[own.splits == "train"]
+        seen = len(val_ids.intersection(trained.tolist()))
+        if seen:
+            raise DataError(f"the model trained on {seen} of the {len(val_ids)} validation images of {carve_name}; "
+                            f"compare on a carve that no model trained on")
+        train_hashes.append(own.hashes[own.splits == "train"])
+    return carved, np.concatenate(train_hashes)
 
 
 def evaluate_dataset(clf, ds: FaceDataset, *, split: str = "test", tta: str = "none",  # noqa: ANN001
@@ -50,20 +83,36 @@ def evaluate_checkpoint(
     limit: int | None = None,
     out: str | os.PathLike | None = None,
     progress: bool = False,
+    val_from: str | os.PathLike | None = None,
 ) -> EvalReport:
     """Load the checkpoint (any backend `load_classifier` knows; a run directory means its best.pt; several: their
-    ensemble) and the data at the model's image size, then evaluate."""
+    ensemble) and the data at the model's image size, then evaluate. `val_from` (with split "val"): another run's
+    validation carve instead of the model's own (`foreign_validation`)."""
     from ferlab.data import load
     from ferlab.predict.ensemble import load_ensemble
 
     sources = [checkpoint] if isinstance(checkpoint, str | os.PathLike) else list(checkpoint)
     clf = load_ensemble(sources)
     config = clf.info.get("config") or {}
-    manifest = config.get("manifest") if split == "val" else None  # training excluded these images before carving
-    ds = load(data, image_size=clf.image_size, progress=progress, manifest=manifest)  # a missing one: one-line error
-    if split == "val":
-        ds = with_training_validation(ds, config)
-    report = evaluate_dataset(clf, ds, split=split, tta=tta, batch_size=batch_size, limit=limit, progress=progress)
+    if val_from is not None:
+        if split != "val":
+            from ferlab.errors import ConfigError
+
+            raise ConfigError("--val-from needs --split val")
+        carve_config = load_ensemble([val_from]).info.get("config") or {}
+        members = getattr(clf, "members", [clf])
+        ds = load(data, image_size=clf.image_size, progress=progress)
+        ds, train_hashes = foreign_validation(ds, carve_config, [m.info.get("config") or {} for m in members],
+                                              carve_name=str(val_from))
+        report = evaluate(clf, even_subset(ds.split("val"), limit), tta=tta, train_hashes=train_hashes,
+                          batch_size=batch_size, split_name="val", progress=progress)
+    else:
+        manifest = config.get("manifest") if split == "val" else None  # training excluded these before carving
+        ds = load(data, image_size=clf.image_size, progress=progress, manifest=manifest)  # missing: one-line error
+        if split == "val":
+            ds = with_training_validation(ds, config)
+        report = evaluate_dataset(clf, ds, split=split, tta=tta, batch_size=batch_size, limit=limit,
+                                  progress=progress)
     if out is not None:
         from ferlab.evaluate.writers import write_report
 
