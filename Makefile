@@ -45,8 +45,13 @@ clean:
 #   make bundle RUN=runs/bundled_w32_v5 RECIPE=configs/bundled/fer_resnet_w32_v5.yaml   (the shipped model)
 #   make bundle RUN="runs/bundled_w32_v4 runs/bundled_w32_v4_swa" \
 #     RECIPE="configs/bundled/fer_resnet_w32_v4.yaml configs/bundled/fer_resnet_w32_v4_swa.yaml"   (two stages)
+# TTA_VAL: validation reports (`ferlab eval --split val --json`) of an earlier model of the same recipe to choose the
+# shipped TTA on, when the shipped run's own carve is too small to tell the modes apart (a refit), e.g.
+#   make bundle RUN=runs/bundled_w32_v8 RECIPE=configs/bundled/fer_resnet_w32_v8.yaml \
+#     TTA_VAL='docs/tta_choice/w32_v5/eval_val_*.json'   (the recipe's shell expands the pattern)
 RUN ?= runs/bundled
 RECIPE ?=
+TTA_VAL ?=
 LAST := $(lastword $(RUN))
 DATA ?= ../shared/data/fer2013.zip
 ASSETS := ferlab/assets/models
@@ -64,7 +69,7 @@ bundle: venv
 	cp $(LAST)/config.yaml $(LAST)/metrics.csv $(LAST)/curves.png $(LAST)/summary.json docs/bundled/
 	for r in $(RUN); do mkdir -p docs/bundled/stages/$$(basename $$r) && \
 		cp $$r/config.yaml $$r/metrics.csv $$r/curves.png $$r/summary.json docs/bundled/stages/$$(basename $$r)/ || exit 1; done
-	$(BIN)/python -m ferlab.export.model_card --run $(RUN) $(if $(RECIPE),--recipe $(RECIPE)) --eval docs/bundled/eval_*.json --model $(ASSETS)/default.pt --out $(ASSETS)/MODEL_CARD.md --readme README.md
+	$(BIN)/python -m ferlab.export.model_card --run $(RUN) $(if $(RECIPE),--recipe $(RECIPE)) --eval docs/bundled/eval_*.json --model $(ASSETS)/default.pt --out $(ASSETS)/MODEL_CARD.md --readme README.md $(if $(TTA_VAL),--tta-val $(TTA_VAL))
 
 # The bundled ensemble (after `make bundle`): the shipped model + the best weights of SNAPSHOTS (earlier runs or
 # stages, same validation carve), each as an int8 twin, evaluated on val and test, then the card and default.json
@@ -82,4 +87,4 @@ bundle-ensemble: venv
 		$(BIN)/ferlab eval $(ASSETS)/ensemble.json --data $(DATA) --split val --tta $$t --json > docs/bundled/eval_val_ensemble_$$t.json || exit 1; \
 		$(BIN)/ferlab eval $(ASSETS)/ensemble.json --data $(DATA) --split test --tta $$t --json --out docs/bundled/eval_test_ensemble_$$t > docs/bundled/eval_test_ensemble_$$t.json || exit 1; \
 	done
-	$(BIN)/python -m ferlab.export.model_card --run $(RUN) $(if $(RECIPE),--recipe $(RECIPE)) --eval docs/bundled/eval_*.json --ensemble $(ASSETS)/ensemble.json --snapshots $(SNAPSHOTS) --model $(ASSETS)/default.pt --out $(ASSETS)/MODEL_CARD.md --readme README.md
+	$(BIN)/python -m ferlab.export.model_card --run $(RUN) $(if $(RECIPE),--recipe $(RECIPE)) --eval docs/bundled/eval_*.json --ensemble $(ASSETS)/ensemble.json --snapshots $(SNAPSHOTS) --model $(ASSETS)/default.pt --out $(ASSETS)/MODEL_CARD.md --readme README.md $(if $(TTA_VAL),--tta-val $(TTA_VAL))

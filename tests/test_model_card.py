@@ -298,3 +298,28 @@ def test_card_metrics_show_how_many_images_the_leakage_free_accuracy_counts() ->
     header = next(line for line in text.splitlines() if line.startswith("| split |"))
     assert "| leakage-free accuracy | leakage-free images |" in header
     assert "| validation | `flip` | 100 | 70.00% | 0.6500 | 68.00% | 92 | 0.9000 | 0.0300 | 900 |" in text
+
+
+@pytest.mark.slow
+def test_card_chooses_the_tta_on_tta_val_reports_when_given(bundled, capsys, tmp_path) -> None:  # noqa: ANN001
+    """A refit's small carve cannot tell TTA modes apart: --tta-val chooses on an earlier model's validation."""
+    root, run, assets = bundled
+    data = root / "faces.zip"
+    evals = [_eval_json(capsys, assets / "default.int8.onnx", data, split, "none", tmp_path)
+             for split in ("val", "test")]
+    earlier = []
+    for tta, acc in (("none", 0.60), ("flip", 0.70)):
+        path = tmp_path / f"earlier_val_{tta}.json"
+        path.write_text(json.dumps({"split": "val", "tta": tta, "accuracy": acc, "num_images": 2872,
+                                    "checkpoint": "earlier.int8.onnx"}))
+        earlier.append(str(path))
+    card = tmp_path / "MODEL_CARD.md"
+    args = ["--run", str(run), "--eval", *map(str, evals), "--model", str(assets / "default.pt"),
+            "--out", str(card), "--min-bare-speed", "0"]
+    assert card_main([*args, "--tta-val", *earlier]) == 0
+    meta = json.loads((assets / "default.json").read_text())
+    text = card.read_text()
+    assert meta["tta"] == "flip"  # the run's own validation has only `none`: the earlier reports decided
+    assert "`earlier.int8.onnx` (2872 images" in text and "TTA_VAL=" in text
+    with pytest.raises(SystemExit, match="validation reports only"):
+        card_main([*args, "--tta-val", str(evals[1])])

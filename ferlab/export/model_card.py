@@ -24,7 +24,7 @@ from ferlab.io import atomic_write_text
 __all__ = ["MIN_BARE_FACES_PER_SECOND", "MIN_FACES_PER_SECOND", "SPEED_HEADROOM", "TRAINING_BUDGET_HOURS",
            "EnsembleVariant", "fast_enough",
            "choose_tta", "is_ensemble_report", "ship_ensemble", "training_hours", "measure_faces_per_second",
-           "render_model_card", "splice_readme", "main"]
+           "render_model_card", "splice_readme", "tta_evidence_words", "main"]
 
 
 #: The bundled model with its TTA must classify at least this many aligned faces per second (issue 7).
@@ -146,9 +146,10 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
                       reports: list[dict[str, Any]], shipped_tta: str, speeds: dict[str, float],
                       file_sizes: dict[str, int], commands: list[str], backend: str = "torch",
                       stages: list[tuple[str, dict[str, Any]]] | None = None,
-                      ensemble: EnsembleVariant | None = None) -> str:
+                      ensemble: EnsembleVariant | None = None, tta_source: str | None = None) -> str:
     """Markdown model card from the run's config/summary/metrics, the eval reports and measured speeds. `stages`:
-    (run dir, summary) of every training stage in order when the shipped run continued earlier ones."""
+    (run dir, summary) of every training stage in order when the shipped run continued earlier ones. `tta_source`:
+    which validation reports chose the shipped TTA when they are not the run's own (`tta_evidence_words`)."""
     test = {r["tta"]: r for r in reports if r["split"] == "test"}
     val = {r["tta"]: r for r in reports if r["split"] == "val"}
     main = test.get(shipped_tta) or next(iter(test.values()), None)
@@ -164,9 +165,9 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
            f"- Architecture: `{summary.get('model')}` {json.dumps(kwargs)}, {summary.get('params', 0) / 1e6:.2f} M "
            f"parameters, 1x{config.get('image_size') or 48}x{config.get('image_size') or 48} grayscale input.",
            f"- Classes: {', '.join(summary.get('classes', []))}.",
-           f"- Shipped test-time augmentation: `{shipped_tta}` (the most accurate on the validation split, never on "
-           f"test, among the modes that classify >= {MIN_FACES_PER_SECOND} faces/s here, with "
-           f"{SPEED_HEADROOM - 1:.0%} headroom for timing noise).",
+           f"- Shipped test-time augmentation: `{shipped_tta}` (the most accurate on "
+           f"{tta_source or 'the validation split'}, never on test, among the modes that classify >= "
+           f"{MIN_FACES_PER_SECOND} faces/s here, with {SPEED_HEADROOM - 1:.0%} headroom for timing noise).",
            *_ensemble_lines(ensemble),
            "- Files: " + ", ".join(f"`{name}` {size / 1e6:.2f} MB" for name, size in file_sizes.items()) + ".",
            f"- Inference backend: `{backend}` ({_BACKEND_NOTES.get(backend, backend)}); `ferlab predict`, "
@@ -257,6 +258,15 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
     return "\n".join(out)
 
 
+def tta_evidence_words(reports: list[dict[str, Any]], paths: list[str]) -> str:
+    """The card's words for validation reports of another model that chose the shipped TTA."""
+    models = sorted({str(r.get("checkpoint") or r.get("model")) for r in reports})
+    sizes = sorted({int(r.get("num_images", 0)) for r in reports})
+    return (f"the validation split of {', '.join(f'`{m}`' for m in models)} ({'/'.join(map(str, sizes))} images; "
+            f"reports {', '.join(f'`{p}`' for p in paths)}), an earlier model of the same recipe whose carve was "
+            "larger than this run's")
+
+
 def _carve_words(config: dict[str, Any]) -> str:
     """How the run carved validation: fraction, seed, and whether copies of training images were kept out."""
     from ferlab.train.data_prep import validation_seed
@@ -340,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-bare-speed", type=float, default=MIN_BARE_FACES_PER_SECOND, metavar="FACES_PER_S",
                         help=f"refuse a model slower than this without TTA (default {MIN_BARE_FACES_PER_SECOND}: "
                              "issue 6's floor for the bundled model)")
+    parser.add_argument("--tta-val", nargs="+", default=None, metavar="REPORT",
+                        help="choose the shipped TTA on these `ferlab eval --split val --json` reports of an earlier "
+                             "model of the same recipe instead of the run's own (for a refit whose validation "
+                             "carve is too small to tell TTA modes apart)")
     parser.add_argument("--readme", default=None, help="also splice the metrics table into this README's markers")
     args = parser.parse_args(argv)
     runs, model = [Path(r) for r in args.run], Path(args.model)
@@ -349,10 +363,13 @@ def main(argv: list[str] | None = None) -> int:
         stages = [(str(r), json.loads((r / "summary.json").read_text())) for r in runs]
         summary = stages[-1][1]
         reports = [json.loads(Path(p).read_text()) for p in args.eval]
+        tta_reports = [json.loads(Path(p).read_text()) for p in args.tta_val or []]
     except (OSError, ValueError, yaml.YAMLError) as err:
         raise SystemExit(f"model_card: error: {err}") from None
-    if any(not isinstance(r, dict) or "tta" not in r or "split" not in r for r in reports):
+    if any(not isinstance(r, dict) or "tta" not in r or "split" not in r for r in reports + tta_reports):
         raise SystemExit("model_card: error: eval reports must come from `ferlab eval --json`")
+    if any(r["split"] != "val" for r in tta_reports):
+        raise SystemExit("model_card: error: --tta-val takes validation reports only (`ferlab eval --split val`)")
     recipes = args.recipe or [f"configs/bundled/{config.get('model')}.yaml"] * len(runs)
     if len(recipes) != len(runs):
         raise SystemExit(f"model_card: error: {len(runs)} runs but {len(recipes)} --recipe files")
@@ -367,7 +384,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"model_card: error: {fast_path.name} classifies {speeds['none']:.0f} faces/s without TTA, "
                          f"under the {args.min_bare_speed:,.0f} the bundled model must reach; bundle a faster "
                          f"model (`git checkout {fast_path.parent}` restores the committed one)")
-    tta = choose_tta([r for r in single if r["split"] == "val"], speeds=speeds)
+    tta_evidence = tta_reports or [r for r in single if r["split"] == "val"]
+    tta = choose_tta(tta_evidence, speeds=speeds)
+    tta_source = tta_evidence_words(tta_reports, args.tta_val) if tta_reports else None
     files = {model, fast_path}
     ensemble = None
     if args.ensemble:
@@ -394,14 +413,15 @@ def main(argv: list[str] | None = None) -> int:
     sizes = {p.name: p.stat().st_size for p in sorted(files) if p.is_file()}
     commands = [f"ferlab train --config {cfg} --data FER2013.zip --out {r}"
                 for cfg, r in zip(recipes, runs, strict=True)]
-    make_args = _make_var("RUN", runs) + (" " + _make_var("RECIPE", args.recipe) if args.recipe else "")
+    make_args = _make_var("RUN", runs) + (" " + _make_var("RECIPE", args.recipe) if args.recipe else "") + (
+        " " + _make_var("TTA_VAL", args.tta_val) if args.tta_val else "")
     commands.append(f"make bundle {make_args} DATA=FER2013.zip")
     if ensemble is not None:  # the card is re-written by bundle-ensemble: it needs the same stages
         commands.append(f"make bundle-ensemble {_make_var('SNAPSHOTS', args.snapshots or ['RUN...'])} {make_args}"
                         " DATA=FER2013.zip")
     card = render_model_card(config=config, summary=summary, history=_read_history(run / "metrics.csv"),
                              reports=single, shipped_tta=tta, speeds=speeds, file_sizes=sizes, commands=commands,
-                             backend=backend, stages=stages, ensemble=ensemble)
+                             backend=backend, stages=stages, ensemble=ensemble, tta_source=tta_source)
     atomic_write_text(args.out, card)
     if args.readme and not splice_readme(Path(args.readme), card):
         print(f"model_card: no <!-- bundled:start/end --> markers in {args.readme}; left it alone")
