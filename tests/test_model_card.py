@@ -320,6 +320,6 @@ def test_card_chooses_the_tta_on_tta_val_reports_when_given(bundled, capsys, tmp
     meta = json.loads((assets / "default.json").read_text())
     text = card.read_text()
     assert meta["tta"] == "flip"  # the run's own validation has only `none`: the earlier reports decided
-    assert "`earlier.int8.onnx` (2872 images" in text and "TTA_VAL=" in text
+    assert "earlier model's 2872-image validation split" in text and "TTA_VAL=" in text
     with pytest.raises(SystemExit, match="validation reports only"):
         card_main([*args, "--tta-val", str(evals[1])])

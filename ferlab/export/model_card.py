@@ -259,12 +259,10 @@ def render_model_card(*, config: dict[str, Any], summary: dict[str, Any], histor
 
 
 def tta_evidence_words(reports: list[dict[str, Any]], paths: list[str]) -> str:
-    """The card's words for validation reports of another model that chose the shipped TTA."""
-    models = sorted({str(r.get("checkpoint") or r.get("model")) for r in reports})
-    sizes = sorted({int(r.get("num_images", 0)) for r in reports})
-    return (f"the validation split of {', '.join(f'`{m}`' for m in models)} ({'/'.join(map(str, sizes))} images; "
-            f"reports {', '.join(f'`{p}`' for p in paths)}), an earlier model of the same recipe whose carve was "
-            "larger than this run's")
+    """The card's words for validation reports of an earlier model (same recipe) that chose the shipped TTA."""
+    sizes = "/".join(map(str, sorted({int(r.get("num_images", 0)) for r in reports})))
+    return (f"an earlier model's {sizes}-image validation split (same recipe, a larger carve than this run's: "
+            f"{', '.join(f'`{p}`' for p in paths)})")
 
 
 def _carve_words(config: dict[str, Any]) -> str:
