@@ -390,3 +390,5 @@ def test_foreign_validation_scores_two_models_on_images_neither_trained_on():
         foreign_validation(ds, wide, [narrow], carve_name="wide")
     with pytest.raises(DataError, match="records no training config"):
         foreign_validation(ds, narrow, [{}])
+    with pytest.raises(DataError, match="names no validation carve"):
+        foreign_validation(ds, {}, [wide])

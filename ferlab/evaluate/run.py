@@ -45,6 +45,8 @@ def foreign_validation(ds: FaceDataset, carve_config: dict, model_configs: Seque
     model trained on any image of that carve, or if its config cannot tell which images it trained on."""
     from ferlab.errors import DataError
 
+    if not carve_config:
+        raise DataError(f"{carve_name} records no training config, so it names no validation carve")
     carved = _run_splits(ds, carve_config)
     val_ids = set(carved.ids[carved.splits == "val"].tolist())
     train_hashes = []
@@ -89,16 +91,15 @@ def evaluate_checkpoint(
     ensemble) and the data at the model's image size, then evaluate. `val_from` (with split "val"): another run's
     validation carve instead of the model's own (`foreign_validation`)."""
     from ferlab.data import load
+    from ferlab.errors import ConfigError
     from ferlab.predict.ensemble import load_ensemble
 
+    if val_from is not None and split != "val":
+        raise ConfigError("--val-from needs --split val")
     sources = [checkpoint] if isinstance(checkpoint, str | os.PathLike) else list(checkpoint)
     clf = load_ensemble(sources)
     config = clf.info.get("config") or {}
     if val_from is not None:
-        if split != "val":
-            from ferlab.errors import ConfigError
-
-            raise ConfigError("--val-from needs --split val")
         carve_config = load_ensemble([val_from]).info.get("config") or {}
         members = getattr(clf, "members", [clf])
         ds = load(data, image_size=clf.image_size, progress=progress)
