@@ -87,9 +87,10 @@ _CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 def test_shipped_recipes_parse_and_keep_the_validation_carve(name: str) -> None:
     cfg = TrainConfig.from_yaml(_CONFIGS / name)
     assert cfg.epochs > 0 and cfg.model
-    if name.startswith("bundled/"):  # every bundled stage or candidate selects on a 10 % carve with seed 0
+    if name.startswith("bundled/"):  # every bundled stage or candidate selects on a 10 % carve with seed 0, or (a
+        # refit, v8) on a smaller carve with seed 0, which lies inside it (test_foreign_validation_scores_two_models...)
         val_seed = cfg.seed if cfg.val_seed is None else cfg.val_seed
-        assert (cfg.val_fraction, val_seed, cfg.classes) == (0.1, 0, "7")
+        assert (val_seed, cfg.classes) == (0, "7") and 0 < cfg.val_fraction <= 0.1
         assert cfg.time_budget_minutes is not None and cfg.time_budget_minutes <= 180
 
 
