@@ -54,7 +54,7 @@ def foreign_validation(ds: FaceDataset, carve_config: dict, model_configs: Seque
         if not config:
             raise DataError(f"the model's checkpoint records no training config, so ferlab cannot check that it never "
                             f"trained on the validation images of {carve_name}")
-        own = _run_splits(ds, config)
+        own = carved if config == carve_config else _run_splits(ds, config)  # a model scored on its own carve
         trained = own.ids[own.splits == "train"]
         seen = len(val_ids.intersection(trained.tolist()))
         if seen:
