@@ -86,8 +86,25 @@ def test_eval_val_from_scores_on_another_runs_carve(tiny, tmp_path, capsys):
     assert foreign["leakage_free_num_images"] <= foreign["num_images"]
 
 
+def test_eval_against_pairs_two_models_on_the_same_images(tiny, tmp_path, capsys):
+    """--against: the second model on the same images; a model against itself differs by nothing (p = 1)."""
+    code, out, _ = _run(capsys, "eval", tiny["ckpt"], "--data", tiny["data"], "--json", "--against", tiny["ckpt"],
+                        "--against-tta", "flip")
+    result = json.loads(out)
+    paired = result["paired"]
+    assert code == 0 and paired["num_images"] == result["num_images"] == tiny["num_test"]
+    assert paired["accuracy"] == pytest.approx(result["accuracy"])
+    lo, hi = result["accuracy_ci95"]
+    assert lo <= result["accuracy"] <= hi
+    code, out, _ = _run(capsys, "eval", tiny["ckpt"], "--data", tiny["data"], "--split", "val",
+                        "--against", _with_config(tmp_path, tiny["ckpt"], "twin.pt", epochs=2))
+    assert code == 0 and "difference +0.00 points" in out and "McNemar exact p = 1" in out
+    assert "95% CI" in out
+
+
 @pytest.mark.parametrize("case", ["missing_split", "corrupt_checkpoint", "unlabelled", "no_shared_class",
-                                  "val_without_manifest", "val_from_seen", "val_from_not_val"])
+                                  "val_without_manifest", "val_from_seen", "val_from_not_val", "against_seen",
+                                  "against_tta_alone", "ensemble_member_seen"])
 def test_eval_bad_input_is_one_line_error(case, tiny, tmp_path, capsys):
     ckpt, data, extra = tiny["ckpt"], tiny["data"], []
     if case == "missing_split":
@@ -102,6 +119,12 @@ def test_eval_bad_input_is_one_line_error(case, tiny, tmp_path, capsys):
         extra = ["--split", "val", "--val-from", _with_config(tmp_path, ckpt, "wide.pt", val_fraction=0.5)]
     elif case == "val_from_not_val":
         extra = ["--val-from", tiny["ckpt"]]
+    elif case == "against_seen":  # on validation the other model must not have trained on the first one's carve
+        extra = ["--split", "val", "--against", _with_config(tmp_path, ckpt, "narrow.pt", val_fraction=0.1)]
+    elif case == "against_tta_alone":
+        extra = ["--against-tta", "flip"]
+    elif case == "ensemble_member_seen":  # an ensemble's carve is its first member's: no member may have trained on it
+        extra = ["--split", "val", "--ensemble", _with_config(tmp_path, ckpt, "narrow.pt", val_fraction=0.1)]
     elif case == "unlabelled":
         data = tmp_path / "flat"
         data.mkdir()
@@ -116,7 +139,9 @@ def test_eval_bad_input_is_one_line_error(case, tiny, tmp_path, capsys):
     assert len(lines) == 1 and "Traceback" not in err
     expected = {"missing_split": "private_test", "corrupt_checkpoint": "checkpoint", "unlabelled": "no labels",
                 "no_shared_class": "share no class", "val_without_manifest": "manifest",
-                "val_from_seen": "the model trained on", "val_from_not_val": "--split val"}[case]
+                "val_from_seen": "the model trained on", "val_from_not_val": "--split val",
+                "against_seen": "the model trained on", "against_tta_alone": "--against-tta needs",
+                "ensemble_member_seen": "the model trained on"}[case]
     assert expected in lines[0]
 
 

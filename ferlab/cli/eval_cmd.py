@@ -28,6 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "instead of the model's own, to compare models on images none of them trained on (refused if "
                         "one did)")
     add_ensemble_option(p, "CHECKPOINT")
+    p.add_argument("--against", default=None, metavar="MODEL",
+                   help="also score this model (file, run directory or ensemble file) on the same images and print "
+                        "the accuracy difference with its 95%% interval and McNemar's exact test (with --split val: "
+                        "on the first model's carve, or --val-from's, refused if MODEL trained on it)")
+    p.add_argument("--against-tta", default=None, choices=TTA_NAMES,
+                   help="test-time augmentation of --against (default: the same as --tta)")
     p.add_argument("--batch-size", type=int, default=256, help="inference batch size (default: 256)")
     p.add_argument("--limit", type=int, default=None, help="evaluate at most N evenly spaced images of the split")
     p.add_argument("--out", default=None, help="write report.json/.md/.html and PNG pictures into this folder")
@@ -37,9 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _summary(report) -> str:  # noqa: ANN001
     lf = report.leakage_free_accuracy
+    ci = report.accuracy_ci95
     lines = [f"{report.model} on {report.split} ({report.num_images} images, tta {report.tta})",
-             f"  accuracy {report.accuracy:.4f}   macro-F1 {report.macro_f1:.4f}   log loss {report.log_loss:.4f}"
-             f"   ECE {report.ece:.4f}",
+             f"  accuracy {report.accuracy:.4f}" + (f" (95% CI {ci[0]:.4f}-{ci[1]:.4f})" if ci else "")
+             + f"   macro-F1 {report.macro_f1:.4f}   log loss {report.log_loss:.4f}   ECE {report.ece:.4f}",
              f"  leakage-free accuracy {lf:.4f} on {report.leakage_free_num_images} images" if lf is not None
              else "  leakage-free accuracy: n/a"]
     lines += [f"  {c:>10}  P {s['precision']:.3f}  R {s['recall']:.3f}  F1 {s['f1']:.3f}  n {s['support']}"
@@ -51,12 +58,25 @@ def _summary(report) -> str:  # noqa: ANN001
     return "\n".join(lines)
 
 
+def _paired(args: argparse.Namespace, sources: list, tta: str, report):  # noqa: ANN001, ANN202
+    """--against: the other model scored on the images `report` covers (on validation: the same carve, checked)."""
+    from ferlab.evaluate.paired import compare_paired
+    from ferlab.evaluate.run import evaluate_checkpoint
+
+    val_from = (args.val_from or str(sources[0])) if args.split == "val" else None
+    other = evaluate_checkpoint([args.against], args.data, split=args.split, tta=args.against_tta or tta,
+                                batch_size=args.batch_size, limit=args.limit, progress=True, val_from=val_from)
+    return compare_paired(report, other)
+
+
 def run(args: argparse.Namespace) -> int:
     from ferlab.errors import ConfigError
     from ferlab.evaluate.run import evaluate_checkpoint
 
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise ConfigError("--batch-size and --limit must be >= 1")
+    if args.against_tta and not args.against:
+        raise ConfigError("--against-tta needs --against MODEL")
     from ferlab.predict.bundled import model_sources, shipped_tta
 
     sources = model_sources(args.checkpoint, args.ensemble)  # by default the file `ferlab predict` runs
@@ -64,10 +84,13 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate_checkpoint(sources, args.data, split=args.split, tta=tta,
                                  batch_size=args.batch_size, limit=args.limit, out=args.out, progress=True,
                                  val_from=args.val_from)
+    paired = _paired(args, sources, tta, report) if args.against else None
     if args.json:
-        print(json.dumps(report.to_dict()))
+        print(json.dumps(report.to_dict() | ({"paired": paired.to_dict()} if paired else {})))
     else:
         print(_summary(report))
+        if paired:
+            print(paired.summary())
         if args.out:
             print(f"report written to {args.out}/report.html")
     if args.out and args.json:

@@ -14,6 +14,7 @@ from sklearn.metrics import precision_recall_fscore_support
 __all__ = [
     "predict_labels",
     "accuracy",
+    "accuracy_interval",
     "confusion_matrix",
     "normalize_rows",
     "per_class_metrics",
@@ -40,6 +41,17 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Share of exact matches; NaN for an empty input (no images, no score)."""
     y_true, y_pred = _labels(y_true), _labels(y_pred)
     return float((y_true == y_pred).mean()) if len(y_true) else float("nan")
+
+
+def accuracy_interval(correct: int, total: int, level: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval of an accuracy of `correct` out of `total` (None for no images): how far the score
+    of another draw of as many images could plausibly lie, so that small splits are not over-read."""
+    if total <= 0:
+        return None
+    from scipy.stats import binomtest
+
+    ci = binomtest(int(correct), int(total)).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

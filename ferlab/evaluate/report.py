@@ -40,6 +40,7 @@ class EvalReport:
     classes: tuple[str, ...]
     num_images: int
     accuracy: float
+    accuracy_ci95: tuple[float, float] | None  # Wilson interval (metrics.accuracy_interval)
     macro_f1: float
     per_class: dict[str, dict[str, float]]
     confusion_matrix: list[list[int]]
@@ -54,10 +55,16 @@ class EvalReport:
     unlabelled_skipped: int
     mistakes: list[dict[str, Any]]
     mistake_images: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 1, 1), np.uint8))
+    #: Per-image outcome (image id, prediction right) in evaluation order, for ferlab.evaluate.paired.
+    image_ids: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=str))
+    correct: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, dtype=bool))
+
+    #: Fields kept in memory only: face crops and per-image arrays are not part of the JSON report.
+    _IN_MEMORY = ("mistake_images", "image_ids", "correct")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict (NaN -> null); the face crops of the gallery are left out."""
-        keys = [k for k in self.__dataclass_fields__ if k != "mistake_images"]
+        """Plain JSON-able dict (NaN -> null); the face crops and per-image arrays are left out."""
+        keys = [k for k in self.__dataclass_fields__ if k not in self._IN_MEMORY]
         return json_safe({k: getattr(self, k) for k in keys})
 
 
@@ -158,6 +165,7 @@ def evaluate(
         classes=align.classes,
         num_images=int(len(y)),
         accuracy=metrics.accuracy(y, pred),
+        accuracy_ci95=metrics.accuracy_interval(int((pred == y).sum()), len(y)),
         macro_f1=metrics.macro_f1(y, pred, n_cls),
         per_class=per_class,
         confusion_matrix=cm.tolist(),
@@ -172,5 +180,7 @@ def evaluate(
         unlabelled_skipped=int((~labelled).sum()),
         mistakes=mistakes,
         mistake_images=data.images[worst],
+        image_ids=np.asarray(data.ids).astype(str),
+        correct=pred == y,
     )
 

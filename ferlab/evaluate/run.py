@@ -89,7 +89,8 @@ def evaluate_checkpoint(
 ) -> EvalReport:
     """Load the checkpoint (any backend `load_classifier` knows; a run directory means its best.pt; several: their
     ensemble) and the data at the model's image size, then evaluate. `val_from` (with split "val"): another run's
-    validation carve instead of the model's own (`foreign_validation`)."""
+    validation carve instead of the model's own (`foreign_validation`); an ensemble's "val" is its first member's
+    carve, refused if another member trained on it."""
     from ferlab.data import load
     from ferlab.errors import ConfigError
     from ferlab.predict.ensemble import load_ensemble
@@ -99,12 +100,14 @@ def evaluate_checkpoint(
     sources = [checkpoint] if isinstance(checkpoint, str | os.PathLike) else list(checkpoint)
     clf = load_ensemble(sources)
     config = clf.info.get("config") or {}
-    if val_from is not None:
-        carve_config = load_ensemble([val_from]).info.get("config") or {}
-        members = getattr(clf, "members", [clf])
+    members = getattr(clf, "members", [clf])
+    if val_from is not None or (split == "val" and len(members) > 1):
+        # an ensemble scores on its first member's carve, checked against every member's training images
+        carve_from = val_from if val_from is not None else getattr(clf, "sources", [sources[0]])[0]
+        carve_config = (load_ensemble([val_from]).info.get("config") or {}) if val_from is not None else config
         ds = load(data, image_size=clf.image_size, progress=progress)
         ds, train_hashes = foreign_validation(ds, carve_config, [m.info.get("config") or {} for m in members],
-                                              carve_name=str(val_from))
+                                              carve_name=str(carve_from))
         report = evaluate(clf, even_subset(ds.split("val"), limit), tta=tta, train_hashes=train_hashes,
                           batch_size=batch_size, split_name="val", progress=progress)
     else:

@@ -40,7 +40,9 @@ def _summary_rows(report: EvalReport) -> list[tuple[str, str]]:
     rows = [
         ("checkpoint", report.checkpoint), ("model", report.model), ("data", report.source),
         ("split", report.split), ("test-time augmentation", report.tta), ("images", str(report.num_images)),
-        ("accuracy", fmt(report.accuracy)), ("macro-F1", fmt(report.macro_f1)),
+        ("accuracy", fmt(report.accuracy) + (f" (95% Wilson interval {fmt(report.accuracy_ci95[0])}-"
+                                              f"{fmt(report.accuracy_ci95[1])})" if report.accuracy_ci95 else "")),
+        ("macro-F1", fmt(report.macro_f1)),
         ("leakage-free accuracy", f"{fmt(report.leakage_free_accuracy)} on {fmt(report.leakage_free_num_images)} "
                                   "images without an exact duplicate in train"),
         ("log loss", fmt(report.log_loss)), ("ECE (15 bins)", fmt(report.ece)),
