@@ -46,6 +46,7 @@ class LeaderboardRow:
     tta: str = "none"
     per_class_f1: dict[str, float] = field(default_factory=dict)
     run_dir: str = ""
+    test_images: int | None = None  # images the accuracy was measured on (the leaderboard's interval)
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ def evaluate_run(run_dir: Path, *, name: str, data: str | Path | None, tta: str,
         train_seconds=train_seconds, epochs=epochs,
         images_per_second=timing["images_per_second"], latency_ms=timing["latency_ms"], tta=tta,
         per_class_f1={c: s["f1"] for c, s in report.per_class.items()}, run_dir=str(run_dir),
-        note="; ".join(notes),
+        note="; ".join(notes), test_images=report.num_images,
     )
 
 
