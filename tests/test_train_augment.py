@@ -59,6 +59,20 @@ def test_pad_crop_is_a_shifted_window():
         assert any(torch.equal(out[i], w) for w in windows)
 
 
+def test_random_crop_is_a_window_of_the_crop_size():
+    x = _batch(n=6)
+    out = augment_batch(x, AugmentConfig(crop_size=20), torch.Generator().manual_seed(0))
+    assert out.shape == (6, 1, 20, 20)
+    offsets = set()
+    for i in range(6):  # every output is one of the 25 windows of its image
+        hits = [(dy, dx) for dy in range(5) for dx in range(5)
+                if torch.equal(out[i], x[i, :, dy:dy + 20, dx:dx + 20].float() / 255)]
+        assert hits
+        offsets.add(hits[0])
+    assert len(offsets) > 1  # each image draws its own offset
+    assert torch.equal(augment_batch(x, AugmentConfig(crop_size=24), torch.Generator()), x.float() / 255)
+
+
 def test_resolve_overrides_and_errors():
     cfg = resolve_augment("light", {"rotate": 5, "erase_area": [0.1, 0.2]})
     assert cfg.rotate == 5 and cfg.flip == AUGMENT_PRESETS["light"].flip and cfg.erase_area == (0.1, 0.2)

@@ -212,3 +212,16 @@ def test_bf16_run_saves_its_precision_and_fp32_weights(tmp_path, tiny):
 def test_unknown_precision_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="unknown precision 'fp16'; choose from fp32, bf16"):
         _cfg(tmp_path, precision="fp16")
+
+
+def test_random_crop_training_then_whole_faces(tmp_path, tiny):
+    """augment crop_size: a global-pooling model trains on 16x16 crops and is evaluated and saved at 24x24."""
+    run = fit(_cfg(tmp_path, model="mini_xception", epochs=1, augment="none", augment_options={"crop_size": 16}),
+              dataset=tiny)
+    clf = load_classifier(run / "best.pt")
+    assert clf.image_size == 24 and clf.predict_proba(tiny.images[:3]).shape == (3, 4)
+
+
+def test_random_crop_refuses_a_fixed_size_model(tmp_path, tiny):
+    with pytest.raises(ConfigError, match="cannot take 16x16 inputs"):
+        fit(_cfg(tmp_path, epochs=1, augment_options={"crop_size": 16}), dataset=tiny)

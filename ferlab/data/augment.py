@@ -23,6 +23,7 @@ class AugmentConfig:
     """Strength of each transform; 0 disables it. Angles in degrees, shifts/crops as fractions of the side."""
 
     crop_padding: int = 0  # pad (reflect) by this many pixels, then crop back at a random offset
+    crop_size: int = 0  # train on random crops of this side (pixels, no resize); the model still sees whole faces later
     flip: float = 0.0  # probability of a horizontal flip
     rotate: float = 0.0  # max rotation (degrees)
     shift: float = 0.0  # max translation (fraction of the side)
@@ -37,7 +38,7 @@ class AugmentConfig:
         for name in ("flip", "erase"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"augment option {name} is a probability in [0, 1], got {getattr(self, name)}")
-        for name in ("crop_padding", "rotate", "shift", "shear", "zoom", "brightness", "contrast"):
+        for name in ("crop_padding", "crop_size", "rotate", "shift", "shear", "zoom", "brightness", "contrast"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"augment option {name} must be >= 0, got {getattr(self, name)}")
         if self.zoom >= 1 or self.contrast >= 1 or self.shift >= 1:
@@ -101,6 +102,20 @@ def _pad_crop(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
     return cropped.gather(3, cols)
 
 
+def _random_crop(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """Each image cropped to `size` x `size` at its own random offset (two gathers for the batch); a side already
+    that small is left alone."""
+    n, c, h, w = x.shape
+    ch, cw = min(size, h), min(size, w)
+    if (ch, cw) == (h, w):
+        return x
+    dy = torch.randint(0, h - ch + 1, (n,), generator=gen).to(x.device)
+    dx = torch.randint(0, w - cw + 1, (n,), generator=gen).to(x.device)
+    rows = (dy[:, None] + torch.arange(ch, device=x.device)[None]).view(n, 1, ch, 1).expand(n, c, ch, w)
+    cols = (dx[:, None] + torch.arange(cw, device=x.device)[None]).view(n, 1, 1, cw).expand(n, c, ch, cw)
+    return x.gather(2, rows).gather(3, cols)
+
+
 def _flip(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
     mask = (torch.rand(x.shape[0], generator=gen) < p).to(x.device).view(-1, 1, 1, 1)
     return torch.where(mask, x.flip(-1), x)
@@ -161,7 +176,8 @@ def _color(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.T
 
 
 def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Augment a batch (uint8 or float N x C x H x W, or N x H x W) -> float in [0, 1], same shape as N x C x H x W.
+    """Augment a batch (uint8 or float N x C x H x W, or N x H x W) -> float in [0, 1], N x C x H x W (H and W
+    become `crop_size` when it is set and smaller).
 
     Draws are made in a fixed order from `generator` (CPU), so results are reproducible for a given state.
     """
@@ -171,6 +187,8 @@ def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Gen
         return x
     if cfg.crop_padding:
         x = _pad_crop(x, cfg.crop_padding, generator)
+    if cfg.crop_size:
+        x = _random_crop(x, cfg.crop_size, generator)
     if cfg.flip:
         x = _flip(x, cfg.flip, generator)
     if cfg.uses_affine:

@@ -130,6 +130,24 @@ def _build_model(cfg: TrainConfig, num_classes: int, kwargs: dict[str, Any]) -> 
     return create_model(cfg.model, num_classes=num_classes, pretrained=cfg.pretrained, **kwargs)
 
 
+def _check_crop_input(model: nn.Module, crop_size: int, in_chans: int, name: str, device: torch.device) -> None:
+    """Training on random crops (augment `crop_size`) needs a model that takes crops as well as whole faces: one
+    forward pass at the crop size, before any training, turns a fixed-size model into a one-line ConfigError."""
+    if not crop_size:
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, in_chans, crop_size, crop_size, device=device))
+    except RuntimeError:
+        raise ConfigError(f"model '{name}' cannot take {crop_size}x{crop_size} inputs (augment crop_size): its layers "
+                          f"fix the input size; train it without crop_size, or use a model with global pooling such "
+                          f"as fer_resnet or mini_xception") from None
+    finally:
+        model.train(was_training)
+
+
 def _backbone_ids(model: nn.Module, cfg: TrainConfig) -> set[int] | None:
     if not cfg.freeze_backbone_epochs:
         return None
@@ -350,6 +368,7 @@ def _setup_run(cfg: TrainConfig, dataset: Any, resume_ckpt: dict[str, Any] | Non
         grad_clip=cfg.grad_clip, channels_last=cfg.channels_last, device=str(device),
         precision=cfg.precision,
     )
+    _check_crop_input(model, settings.augment.crop_size, settings.in_chans, cfg.model, device)
     distiller = None
     if cfg.teacher:
         distiller = load_distiller(cfg.teacher, classes=list(data.classes), image_size=image_size, student=settings,
