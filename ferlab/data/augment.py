@@ -92,28 +92,26 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor
 
 def _pad_crop(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
     """Reflect-pad by `pad` and crop each image back at its own random offset (one gather for the batch)."""
-    n, c, h, w = x.shape
+    h, w = x.shape[-2:]
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect" if pad < min(h, w) else "replicate")
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)[None]).view(n, 1, h, 1).expand(n, c, h, w + 2 * pad)
-    cropped = padded.gather(2, rows)
-    cols = (dx[:, None] + torch.arange(w, device=x.device)[None]).view(n, 1, 1, w).expand(n, c, h, w)
-    return cropped.gather(3, cols)
+    return _random_windows(padded, h, w, gen)
 
 
-def _random_crop(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
-    """Each image cropped to `size` x `size` at its own random offset (two gathers for the batch); a side already
-    that small is left alone."""
+def _random_windows(x: torch.Tensor, ch: int, cw: int, gen: torch.Generator) -> torch.Tensor:
+    """One `ch` x `cw` window per image at its own random offset (two gathers for the batch)."""
     n, c, h, w = x.shape
-    ch, cw = min(size, h), min(size, w)
-    if (ch, cw) == (h, w):
-        return x
     dy = torch.randint(0, h - ch + 1, (n,), generator=gen).to(x.device)
     dx = torch.randint(0, w - cw + 1, (n,), generator=gen).to(x.device)
     rows = (dy[:, None] + torch.arange(ch, device=x.device)[None]).view(n, 1, ch, 1).expand(n, c, ch, w)
     cols = (dx[:, None] + torch.arange(cw, device=x.device)[None]).view(n, 1, 1, cw).expand(n, c, ch, cw)
     return x.gather(2, rows).gather(3, cols)
+
+
+def _random_crop(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """Each image cropped to `size` x `size` at its own random offset; a side already that small is left alone."""
+    h, w = x.shape[-2:]
+    ch, cw = min(size, h), min(size, w)
+    return x if (ch, cw) == (h, w) else _random_windows(x, ch, cw, gen)
 
 
 def _flip(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
