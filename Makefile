@@ -74,7 +74,7 @@ bundle: venv
 # The bundled ensemble (after `make bundle`): the shipped model + the best weights of SNAPSHOTS (earlier runs or
 # stages, same validation carve), each as an int8 twin, evaluated on val and test, then the card and default.json
 # again. The ensemble becomes the default model only if it beats the single model on validation within the
-# 500 faces/s floor; otherwise it ships for `--ensemble`.
+# 500 faces/s floor; otherwise it ships for `--ensemble`. WEIGHTS="2 1" weights the members (default equal).
 SNAPSHOTS ?= runs/bundled
 bundle-ensemble: venv
 	rm -f $(ASSETS)/snapshot*.int8.onnx $(ASSETS)/ensemble.json docs/bundled/eval_*ensemble*.json
@@ -82,7 +82,8 @@ bundle-ensemble: venv
 	i=1; for r in $(SNAPSHOTS); do tmp=$$(mktemp -d) && \
 		$(BIN)/ferlab export $$r --onnx $$tmp/s.onnx --int8 --calibration $(DATA) && \
 		mv $$tmp/s.int8.onnx $(ASSETS)/snapshot$$i.int8.onnx && rm -rf $$tmp || exit 1; i=$$((i + 1)); done
-	$(BIN)/python -m ferlab.predict.ensemble $(ASSETS)/ensemble.json $(FAST) $(ASSETS)/snapshot*.int8.onnx
+	$(BIN)/python -m ferlab.predict.ensemble $(ASSETS)/ensemble.json $(FAST) $(ASSETS)/snapshot*.int8.onnx \
+		$(if $(WEIGHTS),--weights $(WEIGHTS))
 	for t in none flip flipcrop; do \
 		$(BIN)/ferlab eval $(ASSETS)/ensemble.json --data $(DATA) --split val --tta $$t --json > docs/bundled/eval_val_ensemble_$$t.json || exit 1; \
 		$(BIN)/ferlab eval $(ASSETS)/ensemble.json --data $(DATA) --split test --tta $$t --json --out docs/bundled/eval_test_ensemble_$$t > docs/bundled/eval_test_ensemble_$$t.json || exit 1; \
