@@ -65,6 +65,40 @@ def test_yaml_errors(tmp_path):
         TrainConfig.from_yaml(tmp_path / "list.yaml")
 
 
+def test_base_config_is_overridden_key_by_key(tmp_path):
+    """A candidate recipe names its parent with `base:` and states only what it changes; mappings merge."""
+    (tmp_path / "parent").mkdir()
+    (tmp_path / "parent" / "v1.yaml").write_text(
+        "model: fer_resnet\nmodel_kwargs: {widths: [32, 64, 128, 256], dropout: 0.2}\nepochs: 110\nlr: 0.1\n"
+        "augment_options: {rotate: 10, erase: 0.25}\nout: runs/v1\n")
+    (tmp_path / "v2.yaml").write_text("base: parent/v1.yaml\nepochs: 58\nmodel_kwargs: {widths: [16, 32, 64, 128]}\n")
+    (tmp_path / "v3.yaml").write_text("base: v2.yaml\naugment_options: {erase: 0.5}\n")
+    cfg = TrainConfig.from_yaml(tmp_path / "v3.yaml", {"lr": 0.05})
+    assert (cfg.model, cfg.epochs, cfg.lr, cfg.out) == ("fer_resnet", 58, 0.05, "runs/v1")
+    assert cfg.model_kwargs == {"widths": [16, 32, 64, 128], "dropout": 0.2}
+    assert cfg.augment_options == {"rotate": 10, "erase": 0.5}
+    assert "base" not in cfg.to_yaml()  # a run records the resolved config, which stands alone
+
+
+@pytest.mark.parametrize("text, match", [
+    ("base: missing.yaml\n", "config file not found: .*missing.yaml"),
+    ("base: 3\n", "'base' must be the path of another config file"),
+    ("base: loop.yaml\n", "is its own base"),
+])
+def test_bad_base_is_a_config_error(tmp_path, text, match):
+    (tmp_path / "loop.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig.from_yaml(tmp_path / "loop.yaml")
+
+
+def test_train_cli_reads_out_from_a_base_config(tmp_path):
+    from ferlab.cli.train_cmd import _yaml_has
+
+    (tmp_path / "a.yaml").write_text("out: runs/a\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nepochs: 2\n")
+    assert _yaml_has(str(tmp_path / "b.yaml"), "out") and not _yaml_has(str(tmp_path / "b.yaml"), "data")
+
+
 def test_parse_overrides():
     assert parse_overrides(["lr=0.01", "mixup=0", "pretrained=null", "classes=4", "model=vgg_fer"]) == {
         "lr": 0.01, "mixup": 0, "pretrained": None, "classes": 4, "model": "vgg_fer"}
@@ -100,3 +134,17 @@ def test_ensemble_members_share_validation_and_the_budget() -> None:
     assert a.seed != b.seed
     assert b.replace(seed=a.seed, val_seed=None) == a
     assert a.time_budget_minutes + b.time_budget_minutes <= 180
+
+
+def test_shipped_recipe_matches_the_config_its_run_recorded() -> None:
+    """The candidates name v8's recipe as their `base:`, so v8's file must stay the recipe v8 was trained with:
+    the same as the resolved config its run recorded (docs/bundled/stages/), but for paths and resolved sizes."""
+    import yaml
+
+    recorded = TrainConfig.from_dict(yaml.safe_load(
+        (_CONFIGS.parent / "docs/bundled/stages/bundled_w32_v8/config.yaml").read_text(encoding="utf-8")))
+    recipe = TrainConfig.from_yaml(_CONFIGS / "bundled/fer_resnet_w32_v8.yaml")
+    assert recipe.image_size == 0 and recorded.image_size == 48  # 0: the model's own input size, resolved at training
+    assert recipe.replace(data=recorded.data, out=recorded.out, image_size=48) == recorded
+    children = [p for p in (_CONFIGS / "bundled").glob("*.yaml") if "base: fer_resnet_w32_v8.yaml" in p.read_text()]
+    assert len(children) >= 9

@@ -83,12 +83,10 @@ def _resume_config(run_dir: Path, overrides: dict[str, Any]):  # noqa: ANN202 - 
 
 
 def _yaml_has(path: str | None, key: str) -> bool:
-    import yaml
+    """Whether the config file (or a `base:` file under it) sets `key`."""
+    from ferlab.train.config import read_config_mapping
 
-    if not path:
-        return False
-    loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    return isinstance(loaded, dict) and key in loaded
+    return bool(path) and key in read_config_mapping(path)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import yaml
 
 from ferlab.errors import ConfigError
 
-__all__ = ["TrainConfig", "parse_overrides"]
+__all__ = ["BASE_KEY", "TrainConfig", "parse_overrides", "read_config_mapping"]
 
 
 @dataclass(frozen=True)
@@ -81,20 +81,9 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-        """Load a YAML mapping (or nothing when `path` is None) and apply `overrides` on top."""
-        values: dict[str, Any] = {}
-        if path is not None:
-            try:
-                loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-            except FileNotFoundError:
-                raise ConfigError(f"config file not found: {path}") from None
-            except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-                raise ConfigError(f"cannot read config {path}: {str(err).splitlines()[0]}") from None
-            if loaded is None:
-                loaded = {}
-            if not isinstance(loaded, dict):
-                raise ConfigError(f"config {path} must be a YAML mapping of field: value")
-            values.update(loaded)
+        """Load a YAML mapping (or nothing when `path` is None), over its `base:` file if it names one, and apply
+        `overrides` on top."""
+        values = read_config_mapping(path) if path is not None else {}
         for key, value in (overrides or {}).items():
             _merge_override(values, key, value)
         return cls.from_dict(values)
@@ -114,6 +103,47 @@ class TrainConfig:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+#: The key a config file names another config with, whose values it then overrides (a candidate recipe states only
+#: what it changes): a path relative to the file, resolved before the file is read as a TrainConfig.
+BASE_KEY = "base"
+
+
+def read_config_mapping(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's values over those of its `base:` file (recursively); mappings (model_kwargs,
+    augment_options) merge key by key, anything else is replaced. ConfigError for a missing, unreadable or
+    non-mapping file and for a cycle of bases."""
+    path = Path(path)
+    if path.resolve() in _seen:
+        raise ConfigError(f"config {path} is its own base (through {' -> '.join(str(p) for p in _seen)})")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read config {path}: {str(err).splitlines()[0]}") from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config {path} must be a YAML mapping of field: value")
+    base = loaded.pop(BASE_KEY, None)
+    if base is None:
+        return loaded
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"config {path}: {BASE_KEY!r} must be the path of another config file")
+    values = read_config_mapping(path.parent / base, (*_seen, path.resolve()))
+    return _merge_mappings(values, loaded)
+
+
+def _merge_mappings(below: dict[str, Any], above: dict[str, Any]) -> dict[str, Any]:
+    out = dict(below)
+    for key, value in above.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge_mappings(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
