@@ -1,4 +1,5 @@
-"""Atomic file writes: write to a temporary file in the same folder, then `os.replace` it in place."""
+"""Atomic file writes (a temporary file in the same folder, then `os.replace` it in place) and YAML reads whose
+failures are one-line ConfigErrors."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_open", "atomic_write_text", "atomic_write_bytes", "atomic_write_json"]
+__all__ = ["atomic_path", "atomic_open", "atomic_write_text", "atomic_write_bytes", "atomic_write_json",
+           "read_yaml_file"]
 
 
 def _current_umask() -> int:
@@ -55,3 +57,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, default: Callable[[Any], Any] | None = None) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=default) + "\n")
+
+
+def read_yaml_file(path: str | os.PathLike, kind: str) -> Any:
+    """The parsed YAML at `path`; a missing, unreadable or malformed file is a ConfigError naming `kind` ("config",
+    "suite", ...) in one line."""
+    import yaml
+
+    from ferlab.errors import ConfigError
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{kind} file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read {kind} {path}: {str(err).splitlines()[0]}") from None

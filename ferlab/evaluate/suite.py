@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from ferlab.errors import ConfigError
+from ferlab.io import read_yaml_file
 
 __all__ = ["Suite", "Experiment", "SpeedConfig", "TTA_NAMES", "load_suite", "parse_suite"]
 
@@ -190,11 +191,4 @@ def parse_suite(raw: Any, path: str = "") -> Suite:
 
 def load_suite(path: str | Path) -> Suite:
     """Read and validate a suite YAML file."""
-    p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"suite file not found: {p}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"cannot read suite {p}: {str(err).splitlines()[0]}") from None
-    return parse_suite(raw, str(p))
+    return parse_suite(read_yaml_file(path, "suite"), str(path))

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from ferlab.errors import ConfigError
+from ferlab.io import read_yaml_file
 
 __all__ = ["BASE_KEY", "TrainConfig", "parse_overrides", "read_config_mapping"]
 
@@ -117,12 +118,7 @@ def read_config_mapping(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[
     path = Path(path)
     if path.resolve() in _seen:
         raise ConfigError(f"config {path} is its own base (through {' -> '.join(str(p) for p in _seen)})")
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"cannot read config {path}: {str(err).splitlines()[0]}") from None
+    loaded = read_yaml_file(path, "config")
     if loaded is None:
         loaded = {}
     if not isinstance(loaded, dict):

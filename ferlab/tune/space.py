@@ -20,9 +20,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ferlab.errors import ConfigError
+from ferlab.io import read_yaml_file
 
 __all__ = ["Param", "SearchSpace", "FAMILY_SPACES", "model_family", "default_space", "load_space", "parse_space"]
 
@@ -242,10 +241,4 @@ def load_space(path: str | Path | None, model: str) -> SearchSpace:
     """The default space for `model`, overridden by the YAML file at `path` when given."""
     if path is None:
         return default_space(model)
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"search space file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ConfigError(f"cannot read search space {path}: {str(err).splitlines()[0]}") from None
-    return parse_space(raw, model, source=str(path))
+    return parse_space(read_yaml_file(path, "search space"), model, source=str(path))
