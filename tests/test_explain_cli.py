@@ -79,3 +79,28 @@ def test_explain_image_finds_faces_with_the_predictors_detector_config(tiny, mon
     with pytest.raises(FaceNotFoundError):
         explain_image(predictor, np.zeros((64, 64, 3), np.uint8))
     assert seen["detector_config"] == DetectorConfig(precision="fp32", min_face=48)
+
+
+def test_folders_are_walked_for_images_and_an_empty_one_is_named(tiny, tmp_path, capsys):
+    folder = tmp_path / "faces"
+    (folder / "nested").mkdir(parents=True)
+    crop = Image.open(tiny["crop"])
+    crop.save(folder / "a.png")
+    crop.save(folder / "nested" / "b.jpg")
+    (folder / "notes.txt").write_text("skipped: not an image suffix")
+    assert main(["explain", str(folder), "--model", str(tiny["ckpt"]), "--no-detect", "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r["path"] for r in records] == [str(folder / "a.png"), str(folder / "nested" / "b.jpg")]
+    assert all(r["error"] is None and len(r["faces"]) == 1 for r in records)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["explain", str(empty), "--model", str(tiny["ckpt"]), "--no-detect"]) == 2
+    assert capsys.readouterr().err.strip() == f"ferlab: error: no image files in {empty}"
+
+
+def test_nothing_explained_ends_with_one_summary_error_line(tiny, tmp_path, capsys):
+    missing = tmp_path / "missing.png"
+    assert main(["explain", str(missing), "--model", str(tiny["ckpt"]), "--no-detect"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{missing}: error: {missing}: no such file", "ferlab: error: no image could be explained"]

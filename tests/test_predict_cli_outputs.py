@@ -66,3 +66,16 @@ def test_csv_rows_and_annotated_images(setup, tmp_path, capsys):
 def test_bad_shard_is_a_one_line_error(setup, capsys, bad):
     assert main(["predict", str(setup["crops"]), "--model", str(setup["ckpt"]), "--shard", bad]) == 2
     assert capsys.readouterr().err.strip().startswith("ferlab: error: --shard")
+
+
+@pytest.mark.parametrize("where", ["empty", "text_only", "glob"])
+def test_a_folder_or_glob_without_images_names_itself(setup, tmp_path, capsys, where):
+    folder = tmp_path / "nothing"
+    folder.mkdir()
+    if where == "text_only":
+        (folder / "notes.txt").write_text("not a face")
+    target = str(folder / "*.png") if where == "glob" else str(folder)
+    csv_path = tmp_path / "rows.csv"
+    assert main(["predict", target, "--model", str(setup["ckpt"]), "--no-detect", "--csv", str(csv_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"ferlab: error: no image or video files in {target}"
+    assert not csv_path.exists()  # refused before any output is opened

@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "jaw/cheeks, other) per face, for the predicted class or --target. "
                                           "With --data: the dataset report (mean heat maps per emotion, region x "
                                           "emotion table, faithfulness and sanity checks, report.html).")
-    p.add_argument("images", nargs="*", help="image files (or use --data for a whole split)")
+    p.add_argument("images", nargs="*",
+                   help="image files, folders (walked recursively) or globs (or use --data for a whole split)")
     p.add_argument("--model", default=None, help="checkpoint (.pt or run dir); default: the bundled model")
     p.add_argument("--no-detect", action="store_true", help="treat each image as an already cropped face")
     p.add_argument("--detector", default="auto", help="face detector: auto, centerface, haar")
@@ -113,17 +114,19 @@ def _run_dataset(args: argparse.Namespace) -> int:
 
 
 def _run_images(args: argparse.Namespace) -> int:
+    from ferlab.cli.predict_cmd import list_inputs
     from ferlab.errors import FerlabError
     from ferlab.explain.api import explain_image, overlay_png, require_torch_model, resolve_target
     from ferlab.io import atomic_write_bytes
 
+    images = list_inputs(args.images, images_only=True)
     predictor = _predictor(args.model)
     resolve_target(tuple(predictor.classes), args.target)  # unknown target class: one-line error
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     network = require_torch_model(predictor.classifier) if args.features else None
     out = Path(args.out) if args.out else None
     done = 0
-    for path in args.images:
+    for path in images:
         record: dict = {"path": path, "faces": [], "error": None}
         try:
             explanations = explain_image(predictor, path, method=args.method, target=args.target,
@@ -157,4 +160,7 @@ def _run_images(args: argparse.Namespace) -> int:
                       + ", ".join(f"{r} {s:.0%}" for r, s in top))
             if "features" in record:
                 print(f"{path}: features written to " + ", ".join(record["features"].values()))
-    return 0 if done else 1
+    if not done:
+        print("ferlab: error: no image could be explained", file=sys.stderr)
+        return 1
+    return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ferlab.cli.options import add_ensemble_option
 
-__all__ = ["register", "iter_inputs", "add_video_flags", "video_config"]
+__all__ = ["register", "iter_inputs", "list_inputs", "add_video_flags", "video_config"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -31,6 +31,19 @@ def iter_inputs(paths: list[str]) -> Iterator[str]:
             yield from sorted(glob.glob(raw, recursive=True))
         else:
             yield raw
+
+
+def list_inputs(paths: list[str], *, images_only: bool = False) -> list[str]:
+    """iter_inputs as a list (videos left out with `images_only`); ConfigError when folders and globs hold nothing
+    to read, so an empty folder is named as such instead of failing later as 'nothing processed'."""
+    from ferlab.errors import ConfigError
+    from ferlab.predict.video import is_video_path
+
+    found = [p for p in iter_inputs(paths) if not (images_only and is_video_path(p))]
+    if not found:
+        kind = "image" if images_only else "image or video"
+        raise ConfigError(f"no {kind} files in {', '.join(paths)}")
+    return found
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -167,6 +180,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.paths:
         raise ConfigError("predict needs at least one PATH (an image, video, folder or glob)")
     index, count = parse_shard(args.shard)
+    inputs = list_inputs(args.paths)
     cfg = video_config(args)
     kw = {"detector": args.detector, "batch_size": args.batch_size, "detector_config": detector_config(args)}
     pred = _predictor(args, kw)
@@ -177,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
         writer = csv.writer(fh)
         writer.writerow(["path", "face", "x", "y", "w", "h", "score", "label", *pred.classes, "error"])
         blank = [""] * len(pred.classes)
-        for videos, group in itertools.groupby(shard(iter_inputs(args.paths), index, count), key=is_video_path):
+        for videos, group in itertools.groupby(shard(iter(inputs), index, count), key=is_video_path):
             if videos:
                 for path in group:
                     summary = _video(pred, path, out, cfg, detect)
