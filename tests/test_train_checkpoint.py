@@ -47,6 +47,12 @@ def test_missing_corrupt_foreign(tmp_path):
     (tmp_path / "text.pt").write_bytes(b"junk\n")  # torch's unpickler raises KeyError on this one
     with pytest.raises(CheckpointError, match=r"corrupt.*unreadable pickle data \(KeyError: "):
         load_checkpoint(tmp_path / "text.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"garbage\n")  # the weights-only unpickler refuses this one
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(tmp_path / "garbage.pt")
+    message = str(refused.value)
+    assert "weights-only loader (Unsupported operand" in message and "\n" not in message
+    assert "weights_only` set to `False`" not in message  # torch's advice to run the file's code is dropped
     torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a ferlab checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
@@ -94,3 +100,15 @@ def test_classifier_from_dict_without_weights_is_an_error():
     ckpt = {k: v for k, v in _ckpt().items() if k != "model_state"}
     with pytest.raises(CheckpointError, match="neither torch weights"):
         load_classifier(ckpt)
+
+
+class _RunsCodeWhenUnpickled:
+    def __reduce__(self):  # noqa: ANN204 - what a hostile checkpoint would do on torch.load(weights_only=False)
+        return (print, ("this must never run",))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_not_run(tmp_path, capsys):
+    torch.save({"format": "ferlab-checkpoint", "payload": _RunsCodeWhenUnpickled()}, tmp_path / "hostile.pt")
+    with pytest.raises(CheckpointError, match=r"weights-only loader \(Unsupported global: GLOBAL .*print"):
+        load_checkpoint(tmp_path / "hostile.pt")
+    assert "this must never run" not in capsys.readouterr().out
