@@ -79,3 +79,24 @@ def test_a_folder_or_glob_without_images_names_itself(setup, tmp_path, capsys, w
     assert main(["predict", target, "--model", str(setup["ckpt"]), "--no-detect", "--csv", str(csv_path)]) == 2
     assert capsys.readouterr().err.strip() == f"ferlab: error: no image or video files in {target}"
     assert not csv_path.exists()  # refused before any output is opened
+
+
+def test_an_out_folder_that_is_a_file_is_a_one_line_error(setup, tmp_path, capsys):
+    blocker = tmp_path / "report.txt"
+    blocker.write_text("keep me")
+    for out in (blocker, blocker / "annotated"):
+        assert main(["predict", str(setup["crops"]), "--model", str(setup["ckpt"]), "--no-detect",
+                     "--out", str(out)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"ferlab: error: {blocker} is a file, so no folder can be made there"]
+    assert blocker.read_text() == "keep me"
+
+
+def test_os_error_text_names_the_path_and_the_reason(tmp_path):
+    from ferlab.cli.main import os_error_text
+
+    missing = tmp_path / "gone" / "x.csv"
+    assert os_error_text(FileNotFoundError(2, "No such file or directory", str(missing))) == \
+        f"{missing}: No such file or directory"
+    assert os_error_text(PermissionError(13, "Permission denied", "/root/x")) == "/root/x: Permission denied"
+    assert os_error_text(OSError(28, "No space left on device")) == "No space left on device"

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from ferlab import __version__
 from ferlab.errors import FerlabError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "os_error_text"]
 
 #: Command modules under `ferlab.cli`; each exposes `register(subparsers)` which adds its parser(s)
 #: and sets `func=callable(args) -> int`. Keep heavy imports (torch, cv2) inside the callables.
@@ -55,6 +55,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as err:  # the file system refused a read or write the command's checks could not foresee
+        print(f"ferlab: error: {os_error_text(err)}", file=sys.stderr)
+        return 1
+
+
+def os_error_text(err: OSError) -> str:
+    """One line for a refused file operation: the path and the system's reason, naming the usual cause of
+    FileExistsError/NotADirectoryError here, an output folder (`--out`) that is an existing file."""
+    from pathlib import Path
+
+    path = err.filename
+    if path is None:
+        return err.strerror or str(err) or type(err).__name__
+    blocking = next((p for p in (Path(path), *Path(path).parents) if p.is_file()), None)
+    if isinstance(err, FileExistsError | NotADirectoryError) and blocking is not None:
+        return f"{blocking} is a file, so no folder can be made there"
+    return f"{path}: {err.strerror or err}"
 
 
 if __name__ == "__main__":
