@@ -104,3 +104,22 @@ def test_nothing_explained_ends_with_one_summary_error_line(tiny, tmp_path, caps
     assert main(["explain", str(missing), "--model", str(tiny["ckpt"]), "--no-detect"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"{missing}: error: {missing}: no such file", "ferlab: error: no image could be explained"]
+
+
+def test_explanations_name_the_class_predict_names_under_its_tta(tiny):
+    """A Predictor with TTA: explain reports predict's TTA-averaged probabilities and explains their top class."""
+    from ferlab.explain.api import explain_faces, explain_image
+    from ferlab.predict import Predictor
+
+    predictor = Predictor.from_checkpoint(str(tiny["ckpt"]), tta="flipcrop")
+    faces = np.random.default_rng(3).integers(0, 256, (24, 48, 48), dtype=np.uint8)
+    plain = explain_faces(predictor.classifier, faces)
+    with_tta = explain_faces(predictor.classifier, faces, tta="flipcrop")
+    tta_probs = predictor.classifier.predict_proba(faces, tta="flipcrop")
+    assert [e.predicted for e in with_tta] == [CLASSES[i] for i in tta_probs.argmax(1)]
+    assert [e.target for e in with_tta] == [e.predicted for e in with_tta]
+    assert any(a.probs != b.probs for a, b in zip(plain, with_tta, strict=True))  # TTA did change the numbers
+    (single,) = explain_image(predictor, faces[0], detect=False)
+    (predicted,) = predictor.predict(faces[0], detect=False)
+    assert single.predicted == predicted.label
+    assert single.probs == pytest.approx(predicted.probs, abs=1e-5)

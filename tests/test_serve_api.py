@@ -54,8 +54,8 @@ class FakePredictor:
         return [FakeFace(box=(0, 0, image.shape[1], image.shape[0]), score=0.99, label="happy", probs=probs)]
 
 
-def fake_explainer(predictor, image, *, face_index, target, method) -> ExplainResult:
-    faces = predictor.predict(image)
+def fake_explainer(predictor, image, *, face_index, target, method, detect=True) -> ExplainResult:
+    faces = predictor.predict(image, detect=detect)
     if face_index >= len(faces):
         from ferlab.serve.errors import ApiError
 
@@ -309,6 +309,7 @@ def test_uploads_are_never_spooled_to_disk(client, monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs", [{"max_upload_bytes": 0}, {"queue_size": -1}, {"request_timeout_s": 0},
+                                    {"request_timeout_s": float("nan")}, {"request_timeout_s": float("inf")},
                                     {"max_concurrent_inferences": 0}])
 def test_settings_reject_nonsense(kwargs):
     with pytest.raises(ConfigError):
@@ -373,7 +374,8 @@ def test_default_explainer_without_face_is_422(real_client):
 
 
 @pytest.mark.parametrize("argv", [["--port", "0"], ["--max-upload-mb", "0"], ["--workers-concurrency", "0"],
-                                  ["--timeout", "-1"]])
+                                  ["--timeout", "-1"], ["--max-upload-mb", "nan"], ["--max-upload-mb", "inf"],
+                                  ["--timeout", "nan"], ["--timeout", "inf"], ["--host", "999.1.1.1"]])
 def test_cli_rejects_bad_limits_before_loading_a_model(argv, capsys):
     from ferlab.cli.main import main
 
@@ -412,3 +414,65 @@ def test_slow_upload_is_408():
     assert start["status"] == 408
     body = b"".join(m.get("body", b"") for m in sent if m.get("type") == "http.response.body")
     assert b'"upload_timeout"' in body
+
+
+# --- HTTP details: HEAD probes, EXIF-rotated photos, detect=false, form abuse ---------------------------------
+
+
+def test_head_probes_of_the_page_and_health_are_200(client):
+    assert client.head("/healthz").status_code == 200
+    assert client.head("/").status_code == 200
+
+
+def test_image_size_is_the_upright_frame_the_boxes_are_in(client):
+    """A phone photo stored 30 x 90 with EXIF orientation 6 shows 90 x 30; boxes are found on the upright pixels."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    buf = io.BytesIO()
+    Image.fromarray(np.full((90, 30, 3), 128, np.uint8)).save(buf, format="JPEG", exif=exif)
+    body = post_file(client, "/v1/predict", buf.getvalue(), name="phone.jpg", ctype="image/jpeg").json()
+    assert body["image"] == {"width": 90, "height": 30}
+    assert body["faces"][0]["box"] == [0, 0, 90, 30]
+
+
+def test_detect_false_reaches_the_predictor_and_bad_values_are_422():
+    seen: list[bool] = []
+
+    class Recording(FakePredictor):
+        def predict(self, image, detect=True):
+            seen.append(detect)
+            return super().predict(image, detect)
+
+    with TestClient(create_app(Recording(), explainer=fake_explainer)) as c:
+        assert post_file(c, "/v1/predict", png_bytes(), detect="false").status_code == 200
+        assert post_file(c, "/v1/predict", png_bytes()).status_code == 200
+        assert post_file(c, "/v1/explain", png_bytes(), detect="0").status_code == 200
+        assert seen == [False, True, False]
+        assert_error(post_file(c, "/v1/predict", png_bytes(), detect="maybe"), 422, "bad_detect")
+
+
+def test_a_form_of_many_parts_is_400(client):
+    parts = b"".join(b'--b\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nx\r\n' % k for k in range(40))
+    resp = client.post("/v1/predict", content=parts + b"--b--\r\n",
+                       headers={"content-type": "multipart/form-data; boundary=b"})
+    assert_error(resp, 400, "too_many_parts")
+
+
+def test_unreadable_header_message_names_no_python_object(client):
+    body = assert_error(post_file(client, "/v1/predict", b"\x89PNG\r\n\x1a\n"), 422, "bad_image")
+    assert "object at 0x" not in body["error"]["message"]
+
+
+def test_a_busy_port_is_one_line_before_the_model_loads(capsys, monkeypatch):
+    import socket
+
+    from ferlab.cli.main import main
+    from ferlab.predict import Predictor
+
+    monkeypatch.setattr(Predictor, "from_pretrained", lambda **kw: pytest.fail("the model loaded first"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 2
+    assert capsys.readouterr().err == f"ferlab: error: cannot listen on 127.0.0.1:{port}: already in use\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 
 __all__ = ["register"]
 
@@ -26,15 +27,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _check_address(host: str, port: int) -> None:
+    """ConfigError unless `host:port` can be listened on now, so a busy port or an unknown host is one line
+    before the model loads rather than uvicorn's log after it (the port is freed again at once)."""
+    import socket
+
+    from ferlab.errors import ConfigError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as err:
+        raise ConfigError(f"--host {host}: not an address this machine can listen on ({err})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does, so TIME_WAIT is no obstacle
+        try:
+            sock.bind(address)
+        except OSError as err:
+            reason = "already in use" if err.errno == errno.EADDRINUSE else (err.strerror or str(err))
+            raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
 def run(args: argparse.Namespace) -> int:
+    import math
+
     from ferlab.errors import ConfigError
     from ferlab.serve.settings import ServeSettings
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--timeout", args.timeout)):
+        if not math.isfinite(value):
+            raise ConfigError(f"{flag} must be a finite number, got {value}")
     settings = ServeSettings(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
                              max_concurrent_inferences=args.workers_concurrency, queue_size=args.queue_size,
                              request_timeout_s=args.timeout)
+    _check_address(args.host, args.port)
     import uvicorn
 
     from ferlab.predict import Predictor

@@ -89,8 +89,12 @@ def _as_faces(faces: np.ndarray, size: int) -> np.ndarray:
 
 
 def explain_batch(clf: Any, faces: np.ndarray, *, method: str = "gradcam", target: str | int | None = None,
-                  batch_size: int = 64) -> ExplainedBatch:
-    """Raw attribution maps, probabilities and targets for aligned uint8 faces (batched, no per-face objects)."""
+                  batch_size: int = 64, tta: str = "none") -> ExplainedBatch:
+    """Raw attribution maps, probabilities and targets for aligned uint8 faces (batched, no per-face objects).
+
+    With a `tta` other than "none" the probabilities, and so the default target, are the TTA-averaged ones
+    `ferlab predict` reports, so an explanation names the class predict names; the map explains the face as given.
+    """
     import torch
 
     from ferlab.explain.methods import attribute, get_method
@@ -105,8 +109,11 @@ def explain_batch(clf: Any, faces: np.ndarray, *, method: str = "gradcam", targe
     raws, probs, targets = [], [], []
     for start in range(0, len(faces), batch_size):
         x = preprocess(torch.from_numpy(faces[start:start + batch_size]), model.ferlab_cfg).contiguous()
-        with torch.inference_mode():
-            p = torch.softmax(model(x).float(), dim=1).numpy()
+        if tta == "none":
+            with torch.inference_mode():
+                p = torch.softmax(model(x).float(), dim=1).numpy()
+        else:
+            p = np.asarray(clf.predict_proba(faces[start:start + batch_size], batch_size=batch_size, tta=tta))
         t = p.argmax(axis=1) if fixed is None else np.full(len(p), fixed)
         raws.append(attribute(model, x, torch.from_numpy(t), method))
         probs.append(p)
@@ -115,7 +122,8 @@ def explain_batch(clf: Any, faces: np.ndarray, *, method: str = "gradcam", targe
 
 
 def explain_faces(clf: Any, faces_uint8: np.ndarray, *, method: str = "gradcam", target: str | int | None = None,
-                  landmarks: list[np.ndarray | None] | None = None, batch_size: int = 64) -> list[FaceExplanation]:
+                  landmarks: list[np.ndarray | None] | None = None, batch_size: int = 64,
+                  tta: str = "none") -> list[FaceExplanation]:
     """Explain aligned faces (uint8 N x H x W): heat map for `target` (default: the predicted class) + regions.
 
     `landmarks[i]` (5 x 2 in crop pixels) makes face i's regions follow its own landmarks instead of the template.
@@ -124,7 +132,7 @@ def explain_faces(clf: Any, faces_uint8: np.ndarray, *, method: str = "gradcam",
     from ferlab.explain.regions import region_label_map, region_shares, region_shares_per_area
 
     faces = np.asarray(faces_uint8)
-    batch = explain_batch(clf, faces, method=method, target=target, batch_size=batch_size)
+    batch = explain_batch(clf, faces, method=method, target=target, batch_size=batch_size, tta=tta)
     heat = normalise(batch.raw)
     classes = tuple(clf.classes)
     size = heat.shape[-1]
@@ -176,14 +184,15 @@ def explain_image(clf: Any, image: Any, *, method: str = "gradcam", target: str 
                   detect: bool = True, detector: str = "auto") -> list[FaceExplanation]:
     """Explain every face of a photo (path, bytes, PIL or array): detect + align, or the whole image as one face.
 
-    `clf` is a Classifier or anything with a `.classifier` (e.g. a Predictor). Raises FaceNotFoundError when no
-    face is found.
+    `clf` is a Classifier or anything with a `.classifier` (e.g. a Predictor, whose TTA then sets the reported
+    probabilities and default target, as in `explain_batch`). Raises FaceNotFoundError when no face is found.
     """
     import cv2
 
     from ferlab.predict.images import as_rgb
 
     detector_config = getattr(clf, "detector_config", None)  # a Predictor's: explain finds the faces predict finds
+    tta = str(getattr(clf, "tta", "none")) if hasattr(clf, "classifier") else "none"
     clf = getattr(clf, "classifier", clf)
     model = require_torch_model(clf)
     size = int(getattr(clf, "image_size", 0) or model.ferlab_cfg.input_size[1])
@@ -191,7 +200,7 @@ def explain_image(clf: Any, image: Any, *, method: str = "gradcam", target: str 
     if not detect:
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         faces = [cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)]
-        return explain_faces(clf, np.stack(faces), method=method, target=target)
+        return explain_faces(clf, np.stack(faces), method=method, target=target, tta=tta)
     from ferlab.predict.faces import detect_and_align
 
     aligned = [f for f in detect_and_align(rgb, detector=detector, size=size,
@@ -200,7 +209,7 @@ def explain_image(clf: Any, image: Any, *, method: str = "gradcam", target: str 
         raise FaceNotFoundError("no face found in the image (use --no-detect if it is already a face crop)")
     marks = [_crop_landmarks(f, size) for f in aligned]  # regions follow each face's own landmarks
     results = explain_faces(clf, np.stack([np.asarray(f.crop) for f in aligned]), method=method, target=target,
-                            landmarks=marks)
+                            landmarks=marks, tta=tta)
     from dataclasses import replace
 
     return [replace(r, box=tuple(int(round(v)) for v in f.box)) for r, f in zip(results, aligned, strict=True)]

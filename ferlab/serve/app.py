@@ -32,7 +32,10 @@ STATIC_DIR = Path(__file__).with_name("static")
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 408, 413, 415, 422, 503, 504)}
 _UPLOAD_FIELDS = {
     "file": {"type": "string", "format": "binary", "description": "the photo (JPEG, PNG, WebP, BMP, GIF, TIFF)"},
+    "detect": {"type": "boolean", "default": True,
+               "description": "find faces; false: the whole image is one face crop (as `--no-detect`)"},
 }
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 _EXPLAIN_FIELDS = {
     **_UPLOAD_FIELDS,
     "face_index": {"type": "integer", "default": 0, "description": "which face, left to right (0 = leftmost)"},
@@ -52,6 +55,15 @@ def _file_part(form: dict[str, FormPart]) -> FormPart:
     if part is None or not part.data:
         raise ApiError(422, "missing_file", "the form needs a non-empty field 'file' holding the image")
     return part
+
+
+def _detect(form: dict[str, FormPart]) -> bool:
+    raw = (form["detect"].text() if "detect" in form else "").lower()
+    if raw in ("", *_TRUE):
+        return True
+    if raw in _FALSE:
+        return False
+    raise ApiError(422, "bad_detect", f"detect must be true or false, got {raw!r}")
 
 
 def _face_index(form: dict[str, FormPart]) -> int:
@@ -144,16 +156,18 @@ def create_app(predictor: Any, *, settings: ServeSettings | None = None,
               openapi_extra=_multipart_doc(_UPLOAD_FIELDS), summary="Emotion of every face in a photo")
     async def predict(request: Request) -> dict:
         start = time.perf_counter()
-        _, data, width, height = await _upload(request)
+        form, data, _, _ = await _upload(request)
+        detect = _detect(form)
 
-        def work() -> tuple[list, float, float]:
+        def work() -> tuple[list, tuple[int, ...], float, float]:
             image, decode_ms = timed(decode_image, data, settings.max_pixels)
-            faces, infer_ms = timed(predictor.predict, image)
-            return faces, decode_ms, infer_ms
+            faces, infer_ms = timed(predictor.predict, image, detect=detect)
+            return faces, image.shape, decode_ms, infer_ms
 
-        faces, decode_ms, infer_ms = await request.app.state.gate.run(work)
+        faces, shape, decode_ms, infer_ms = await request.app.state.gate.run(work)
         total = (time.perf_counter() - start) * 1000.0
-        return {"faces": [face_to_json(f) for f in faces], "image": {"width": width, "height": height},
+        # the decoded, upright frame (EXIF orientation applied) that the boxes are in, not the stored one
+        return {"faces": [face_to_json(f) for f in faces], "image": {"width": shape[1], "height": shape[0]},
                 "timing_ms": {"decode": round(decode_ms, 2), "inference": round(infer_ms, 2), "total": round(total, 2)}}
 
     @app.post("/v1/explain", response_model=ExplainResponse, responses=_ERRORS,
@@ -161,11 +175,12 @@ def create_app(predictor: Any, *, settings: ServeSettings | None = None,
     async def explain(request: Request) -> dict:
         start = time.perf_counter()
         form, data, _, _ = await _upload(request)
-        face_index, target, method = _face_index(form), _target(form, classes), _method(form)
+        face_index, target, method, detect = _face_index(form), _target(form, classes), _method(form), _detect(form)
 
         def work() -> tuple[Any, float]:
             image = decode_image(data, settings.max_pixels)
-            return timed(explainer, predictor, image, face_index=face_index, target=target, method=method)
+            return timed(explainer, predictor, image, face_index=face_index, target=target, method=method,
+                         detect=detect)
 
         result, explain_ms = await request.app.state.gate.run(work)
         total = (time.perf_counter() - start) * 1000.0
@@ -175,11 +190,13 @@ def create_app(predictor: Any, *, settings: ServeSettings | None = None,
     async def healthz(request: Request) -> dict:
         return {"status": "ok", "model": card["name"], "busy": request.app.state.gate.admitted}
 
+    app.head("/healthz", include_in_schema=False)(healthz)  # uptime probes and load balancers often send HEAD
+
     @app.get("/v1/model", response_model=ModelCard, summary="The served model")
     async def model() -> dict:
         return card
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 

@@ -53,7 +53,7 @@ class Explainer(Protocol):
     """Explain face `face_index` of an RGB image for class `target` (None = the predicted one)."""
 
     def __call__(self, predictor: Any, image: np.ndarray, *, face_index: int, target: str | None,
-                 method: str) -> ExplainResult: ...
+                 method: str, detect: bool = True) -> ExplainResult: ...
 
 
 def _floats(values: dict[str, Any]) -> dict[str, float]:
@@ -97,17 +97,19 @@ def model_card(predictor: Any) -> dict:
 
 
 def explain_with_ferlab(predictor: Any, image: np.ndarray, *, face_index: int, target: str | None,
-                        method: str) -> ExplainResult:
-    """Explain one face of a photo with `ferlab.explain.explain_image` on the predictor's classifier."""
+                        method: str, detect: bool = True) -> ExplainResult:
+    """Explain one face of a photo with `ferlab.explain.explain_image` on the predictor's classifier (with its
+    TTA, so the label matches /v1/predict's); `detect=False` takes the whole image as one face crop."""
     from ferlab.errors import FaceNotFoundError
     from ferlab.explain.api import explain_image, overlay_png
 
     detector = getattr(predictor, "detector", "auto")
     try:
-        explanations = explain_image(predictor, image, method=method, target=target,
+        explanations = explain_image(predictor, image, method=method, target=target, detect=detect,
                                      detector=detector if isinstance(detector, str) else "auto")
     except FaceNotFoundError as err:
-        raise ApiError(422, "no_face", f"nothing to explain: {err}") from err
+        raise ApiError(422, "no_face", "nothing to explain: no face found in the image (send detect=false if it is "
+                                       "already a face crop)") from err
     if not 0 <= face_index < len(explanations):
         raise ApiError(422, "bad_face_index",
                        f"face_index {face_index} is out of range: {len(explanations)} face(s) found")

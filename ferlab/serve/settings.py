@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ferlab.errors import ConfigError
@@ -33,7 +34,8 @@ class ServeSettings:
                 raise ConfigError(f"serve setting {name} must be >= 1, got {getattr(self, name)}")
         if self.queue_size < 0:
             raise ConfigError(f"serve setting queue_size must be >= 0, got {self.queue_size}")
-        if self.request_timeout_s <= 0:
-            raise ConfigError(f"serve setting request_timeout_s must be > 0, got {self.request_timeout_s}")
+        if not 0 < self.request_timeout_s < math.inf:  # NaN fails this too
+            raise ConfigError("serve setting request_timeout_s must be a finite number > 0, "
+                              f"got {self.request_timeout_s}")
         if self.retry_after_s < 1:
             raise ConfigError(f"serve setting retry_after_s must be >= 1, got {self.retry_after_s}")

@@ -17,6 +17,8 @@ __all__ = ["FormPart", "read_multipart"]
 
 #: Room for boundaries, part headers and small text fields on top of the file itself.
 FORM_OVERHEAD_BYTES = 64 * 1024
+#: The forms have at most four fields; a body of thousands of tiny parts would only keep the event loop busy.
+MAX_FORM_PARTS = 16
 
 
 @dataclass
@@ -58,6 +60,8 @@ class _Collector:
         }
 
     def _part_begin(self) -> None:
+        if len(self.parts) >= MAX_FORM_PARTS:
+            raise ApiError(400, "too_many_parts", f"the form has more than {MAX_FORM_PARTS} fields")
         self._headers = {}
 
     def _header_end(self) -> None:
