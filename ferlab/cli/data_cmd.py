@@ -37,7 +37,7 @@ def _policy(text: str | None) -> list[str]:
     from ferlab.data.audit import CLEAN_POLICIES
     from ferlab.errors import ConfigError
 
-    items = [p.strip() for p in (text or "").split(",") if p.strip()]
+    items = [p.strip().lower() for p in (text or "").split(",") if p.strip()]
     unknown = [p for p in items if p not in CLEAN_POLICIES]
     if unknown:
         raise ConfigError(f"unknown --exclude item(s) {', '.join(unknown)}; choose from {', '.join(CLEAN_POLICIES)}")
@@ -60,6 +60,8 @@ def _table(report) -> str:  # noqa: ANN001
         f"cross-split (leakage)    {d['cross_split_duplicate_groups_count']} groups",
         f"label-conflict groups    {d['label_conflict_groups_count']}",
         f"near-duplicate groups    {d['near_duplicate_groups_count']}",
+        f"unlabelled (no class)    {d['unlabelled_files_count']}",
+        f"skipped (not images)     {report.skipped_files}",
     ]
     if report.imbalance:
         lines.append(f"imbalance                largest/smallest {report.imbalance['largest_to_smallest']}, smallest "
@@ -75,6 +77,10 @@ def run_audit(args: argparse.Namespace) -> int:
     from ferlab.io import atomic_write_json, atomic_write_text
 
     policy = _policy(args.exclude)
+    if policy and not args.out:  # checked before a long decode
+        from ferlab.errors import ConfigError
+
+        raise ConfigError("--exclude writes a manifest: give --out DIR too")
     ds = load(args.source, image_size=args.image_size, progress=not args.json)
     report = audit(ds, near_duplicates=not args.no_near_duplicates)
     text = _table(report)
@@ -89,10 +95,6 @@ def run_audit(args: argparse.Namespace) -> int:
             excluded = clean_exclusions(ds, report, policy)
             write_manifest(out / "clean.json", ds, excluded, policy)
             print(f"ferlab: clean manifest excludes {len(excluded)} images: {out / 'clean.json'}", file=sys.stderr)
-    elif policy:
-        from ferlab.errors import ConfigError
-
-        raise ConfigError("--exclude writes a manifest: give --out DIR too")
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
@@ -108,12 +110,24 @@ def run_stats(args: argparse.Namespace) -> int:
     counts = ds.class_counts()
     if args.out:
         class_distribution_png(counts, Path(args.out) / "class_distribution.png")
+    left_out = _left_out(ds.meta)
     if args.json:
         print(json.dumps({"source": ds.source, "num_images": len(ds), "classes": list(ds.classes),
-                          "class_counts": counts}))
+                          "class_counts": counts, **left_out}))
         return 0
     print(f"{ds.source}: {len(ds)} images")
     print(f"{'split':<14}" + "".join(f"{c:>10}" for c in ds.classes) + f"{'total':>10}")
     for split, row in counts.items():
         print(f"{split:<14}" + "".join(f"{row[c]:>10}" for c in ds.classes) + f"{sum(row.values()):>10}")
+    notes = [f"{n} {what.removesuffix('_count').replace('_', ' ')}" for what, n in left_out.items() if n]
+    if notes:
+        print("not in the table: " + ", ".join(notes) + " (listed by `ferlab data audit`)")
     return 0
+
+
+def _left_out(meta: dict) -> dict[str, int]:
+    """Counts of what a source held but the class table does not show, from the loader's metadata."""
+    return {"corrupt_files_count": len(meta.get("corrupt_files", [])),
+            "refused_entries_count": len(meta.get("refused_entries", [])),
+            "unlabelled_files_count": len(meta.get("unlabelled_files", [])),
+            "skipped_files_count": int(meta.get("skipped_files", 0))}

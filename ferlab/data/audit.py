@@ -42,11 +42,13 @@ class AuditReport:
     label_conflict_groups: list[list[str]]
     near_duplicate_groups: list[list[str]]
     imbalance: dict = field(default_factory=dict)
+    skipped_files: int = 0  # files that are not images by their suffix (notes, Thumbs.db ...)
+    unlabelled_files: list[str] = field(default_factory=list)  # images in no class folder: in no count above
 
     def to_dict(self) -> dict:
         out = asdict(self)
         for key in ("corrupt_files", "blank_images", "exact_duplicate_groups", "cross_split_duplicate_groups",
-                    "label_conflict_groups", "near_duplicate_groups"):
+                    "label_conflict_groups", "near_duplicate_groups", "unlabelled_files"):
             out[f"{key}_count"] = len(out[key])
         out["exact_duplicate_images"] = sum(len(g) for g in self.exact_duplicate_groups)
         return out
@@ -118,6 +120,8 @@ def audit(ds: FaceDataset, *, near_duplicates: bool = True) -> AuditReport:
         label_conflict_groups=named(conflicts),
         near_duplicate_groups=named(near),
         imbalance=imbalance,
+        skipped_files=int(ds.meta.get("skipped_files", 0)),
+        unlabelled_files=[str(i) for i in ds.meta.get("unlabelled_files", [])],
     )
 
 

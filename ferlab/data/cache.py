@@ -22,7 +22,7 @@ from ferlab.io import atomic_open
 
 __all__ = ["CACHE_VERSION", "DatasetCache", "cache_key", "default_cache_dir"]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: class from the nearest emotion-named folder; unlabelled files and duplicate zip names listed
 _ARRAYS = ("images", "labels", "splits", "ids", "hashes")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -77,6 +78,8 @@ def decode_image(data: bytes, size: int) -> tuple[np.ndarray, tuple[int, int]]:
 
     Raises `UnsafeArchiveError` for absurd dimensions and `ImageDecodeError` for damaged or unknown files.
     """
+    if not data:
+        raise ImageDecodeError("empty file (0 bytes)")
     try:
         im = Image.open(io.BytesIO(data))
         w, h = im.size
@@ -91,5 +94,6 @@ def decode_image(data: bytes, size: int) -> tuple[np.ndarray, tuple[int, int]]:
         raise UnsafeArchiveError(f"absurd image dimensions ({err})") from err
     except UnsafeArchiveError:
         raise
-    except _DECODE_ERRORS as err:
-        raise ImageDecodeError(f"{type(err).__name__}: {err}") from err
+    except _DECODE_ERRORS as err:  # PIL names the in-memory buffer ("<_io.BytesIO object at 0x...>"): drop it
+        reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(err))
+        raise ImageDecodeError(f"{type(err).__name__}: {reason}") from err

@@ -44,9 +44,6 @@ def _decode(reader, path: Path, key: str, image_size: int, progress: bool) -> Fa
         "decode_seconds": round(time.perf_counter() - start, 3),
     }
     splits = np.where(decoded.splits == "", "train", decoded.splits).astype("<U12")
-    if progress and (meta["corrupt_files"] or meta["refused_entries"]):
-        print(f"ferlab: {len(meta['corrupt_files'])} corrupt and {len(meta['refused_entries'])} refused files "
-              f"skipped in {path} (listed by `ferlab data audit`)", file=sys.stderr)
     return FaceDataset(images=decoded.images, labels=decoded.labels, splits=splits, classes=decoded.classes,
                        ids=decoded.ids, hashes=content_hashes(decoded.images), source=str(path), fingerprint=key,
                        meta=meta)
@@ -83,6 +80,10 @@ def load(
         ds = _decode(reader, path, key, int(image_size), progress)
         if use_cache:
             store.put(key, ds)
+    if progress and (ds.meta.get("corrupt_files") or ds.meta.get("refused_entries")):  # fresh or cached alike
+        print(f"ferlab: {len(ds.meta.get('corrupt_files', []))} corrupt and "
+              f"{len(ds.meta.get('refused_entries', []))} refused files skipped in {path} "
+              "(listed by `ferlab data audit`)", file=sys.stderr)
     if ds.meta.get("split_origin") == "none":
         splits = stratified_carve(ds.splits, ds.labels, source="train", target="test", fraction=test_fraction,
                                   seed=split_seed)

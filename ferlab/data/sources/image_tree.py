@@ -49,6 +49,11 @@ def read_tree(tree: FileTree, *, image_size: int, progress: bool) -> DecodedSour
         raise DataError(f"no valid image in {tree.root} ({len(corrupt)} corrupt, {len(refused)} refused: {details})")
     kept = [entries[i] for i in keep]
     placed = [place(e.path) for e in kept]
+    unlabelled = [e.path for e, (_, label, _) in zip(kept, placed, strict=True) if label is None]
+    if len(unlabelled) == len(kept):
+        raise DataError(f"no image in {tree.root} sits in a class folder ({len(kept)} images directly in "
+                        f"{'a split folder' if any(s for s, _, _ in placed) else 'the root'}); expected "
+                        "[split/]class/image, e.g. train/happy/0001.png")
     classes = order_classes({label for _, label, _ in placed if label is not None})
     index = {c: i for i, c in enumerate(classes)}
     return DecodedSource(
@@ -62,6 +67,7 @@ def read_tree(tree: FileTree, *, image_size: int, progress: bool) -> DecodedSour
             "corrupt_files": corrupt,
             "refused_entries": refused,
             "skipped_files": len(all_entries) - len(entries),
+            "unlabelled_files": unlabelled,
             "original_sizes": sizes,
         },
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from ferlab.labels import canonical_label
+from ferlab.labels import EMOTIONS, canonical_label
 
 __all__ = ["IMAGE_SUFFIXES", "FILE_PREFIX_SPLITS", "SPLIT_FOLDERS", "is_image_path", "place"]
 
@@ -37,9 +37,10 @@ def is_image_path(path: str) -> bool:
 def place(path: str) -> tuple[str, str | None, bool]:
     """(split or "", canonical class or None, split_from_prefix) for a tree-relative POSIX path.
 
-    The class is the parent folder (aliases mapped, unknown names kept); the split comes from a FER2013
-    file-name prefix, else from the nearest split-named folder above the class folder, else "".
-    A file whose parent folder is a split folder (or the root) has no class (unlabelled).
+    The class is the nearest folder above the file, below any split folder, named as an emotion (aliases
+    mapped), so `happy/subject01/x.png` is happy; without one, the parent folder (unknown names kept, e.g.
+    `contempt`). The split comes from a FER2013 file-name prefix, else from the nearest split-named folder above
+    the class folder, else "". A file whose parent folder is a split folder (or the root) has no class.
     """
     pure = PurePosixPath(path)
     dirs = pure.parts[:-1]
@@ -53,7 +54,13 @@ def place(path: str) -> tuple[str, str | None, bool]:
         label = None
         above = dirs
     else:
-        label = canonical_label(dirs[-1])
-        above = dirs[:-1]
+        candidates = []  # folder indices from the parent upwards, stopping at a split folder
+        for k in range(len(dirs) - 1, -1, -1):
+            if dirs[k].lower() in SPLIT_FOLDERS:
+                break
+            candidates.append(k)
+        pick = next((k for k in candidates if canonical_label(dirs[k]) in EMOTIONS), len(dirs) - 1)
+        label = canonical_label(dirs[pick])
+        above = dirs[:pick]
     folder_split = next((SPLIT_FOLDERS[d.lower()] for d in reversed(above) if d.lower() in SPLIT_FOLDERS), "")
     return (prefix_split or folder_split), label, bool(prefix_split)

@@ -62,6 +62,19 @@ def _hidden(parts: tuple[str, ...]) -> bool:
     return any(p.startswith(".") or p == "__MACOSX" for p in parts)
 
 
+def _utf8(name: str) -> bool:
+    """False for a name holding undecodable bytes (os.walk gives them as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 class FolderTree(FileTree):
     """A folder on disk, walked recursively (hidden files and folders skipped, symlinks not followed)."""
 
@@ -69,6 +82,7 @@ class FolderTree(FileTree):
         self.root = root
         self._entries: list[TreeEntry] | None = None
         self._mtimes: list[int] = []
+        self._refused: list[tuple[str, str]] = []
 
     def entries(self) -> list[TreeEntry]:
         if self._entries is None:
@@ -79,13 +93,20 @@ class FolderTree(FileTree):
                 for name in filenames:
                     if _hidden((name,)):
                         continue
-                    st = os.stat(os.path.join(dirpath, name), follow_symlinks=False)
                     rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+                    if not _utf8(rel):  # ids, reports and JSON need text; such a name cannot be printed
+                        self._refused.append((_printable(rel), "file name is not valid UTF-8"))
+                        continue
+                    st = os.stat(os.path.join(dirpath, name), follow_symlinks=False)
                     found.append((rel, st.st_size, st.st_mtime_ns))
             found.sort()
             self._entries = [TreeEntry(p, s) for p, s, _ in found]
             self._mtimes = [m for _, _, m in found]
         return self._entries
+
+    def refused(self) -> list[tuple[str, str]]:
+        self.entries()
+        return list(self._refused)
 
     def read(self, entry: TreeEntry) -> bytes:
         try:
@@ -98,6 +119,8 @@ class FolderTree(FileTree):
         digest = hashlib.sha256()
         for entry, mtime in zip(self.entries(), self._mtimes, strict=True):
             digest.update(f"{entry.path}\0{entry.size}\0{mtime}\n".encode())
+        for name, _ in self._refused:  # a refused name still changes the listing
+            digest.update(f"refused\0{name}\n".encode())
         return {"kind": "folder", "path": str(self.root), "files": len(self.entries()), "listing": digest.hexdigest()}
 
 
@@ -122,11 +145,14 @@ class ZipTree(FileTree):
             if reason:
                 self._refused.append((info.filename, reason))
                 continue
-            parts = PurePosixPath(info.filename).parts
-            if _hidden(parts):
+            name = info.filename.replace("\\", "/")  # some Windows tools write backslash separators
+            if _hidden(PurePosixPath(name).parts):
                 continue
-            self._entries.append(TreeEntry(info.filename, info.file_size))
-            self._infos[info.filename] = info
+            if name in self._infos:
+                self._refused.append((name, "a second zip entry with the same name (the first one is read)"))
+                continue
+            self._entries.append(TreeEntry(name, info.file_size))
+            self._infos[name] = info
 
     @staticmethod
     def _unsafe_reason(info: zipfile.ZipInfo) -> str:
