@@ -22,7 +22,7 @@ from PIL import Image, ImageOps
 
 from ferlab.errors import ImageDecodeError, UnsafeArchiveError
 
-__all__ = ["MAX_IMAGE_PIXELS", "MAX_IMAGE_SIDE", "RESIZE_POLICY", "decode_image", "to_square_gray"]
+__all__ = ["MAX_IMAGE_PIXELS", "MAX_IMAGE_SIDE", "RESIZE_POLICY", "decode_image", "pil_error_text", "to_square_gray"]
 
 #: Largest image accepted (40 megapixels) and largest side (20,000 px): beyond that it is not a face photo.
 MAX_IMAGE_PIXELS = 40_000_000
@@ -94,6 +94,11 @@ def decode_image(data: bytes, size: int) -> tuple[np.ndarray, tuple[int, int]]:
         raise UnsafeArchiveError(f"absurd image dimensions ({err})") from err
     except UnsafeArchiveError:
         raise
-    except _DECODE_ERRORS as err:  # PIL names the in-memory buffer ("<_io.BytesIO object at 0x...>"): drop it
-        reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(err))
-        raise ImageDecodeError(f"{type(err).__name__}: {reason}") from err
+    except _DECODE_ERRORS as err:
+        raise ImageDecodeError(f"{type(err).__name__}: {pil_error_text(err)}") from err
+
+
+def pil_error_text(err: Exception) -> str:
+    """PIL's error message without the in-memory buffer it names ("<_io.BytesIO object at 0x...>"), which says
+    nothing to a user and differs on every run."""
+    return re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(err)) or type(err).__name__

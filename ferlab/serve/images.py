@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-import re
 import warnings
 
 import numpy as np
 
+from ferlab.data.decode import pil_error_text
 from ferlab.errors import DataError
 from ferlab.serve.errors import ApiError
 
@@ -55,8 +55,7 @@ def check_header(data: bytes | bytearray, max_pixels: int) -> tuple[str, int, in
     except Image.DecompressionBombError as err:
         raise ApiError(413, "image_too_large", f"image refused as a decompression bomb: {err}") from err
     except (OSError, SyntaxError, ValueError) as err:
-        reason = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(err)) or type(err).__name__
-        raise ApiError(422, "bad_image", f"image header cannot be read: {reason}") from err
+        raise ApiError(422, "bad_image", f"image header cannot be read: {pil_error_text(err)}") from err
     if width * height > max_pixels:
         raise ApiError(413, "image_too_large",
                        f"image is {width} x {height} = {width * height:,} pixels; the limit is {max_pixels:,}")
