@@ -41,6 +41,13 @@ def test_unknown_option_is_a_model_error():
         create_model("vgg_fer", widht=3)
 
 
+@pytest.mark.parametrize(("kwargs", "reason"), [({"dropout": 2.0}, "dropout probability"),
+                                               ({"input_size": "abc"}, "unsupported operand")])
+def test_a_known_option_with_a_value_the_layers_refuse_is_a_model_error(kwargs, reason):
+    with pytest.raises(ModelError, match=f"model 'simple_cnn' cannot be built with options .*{reason}"):
+        create_model("simple_cnn", **kwargs)
+
+
 def test_library_weights_refused_for_models_without_them():
     with pytest.raises(ModelError, match="no library weights"):
         create_model("simple_cnn", pretrained="imagenet")

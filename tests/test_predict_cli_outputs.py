@@ -100,3 +100,44 @@ def test_os_error_text_names_the_path_and_the_reason(tmp_path):
         f"{missing}: No such file or directory"
     assert os_error_text(PermissionError(13, "Permission denied", "/root/x")) == "/root/x: Permission denied"
     assert os_error_text(OSError(28, "No space left on device")) == "No space left on device"
+
+
+@pytest.mark.parametrize("size", ["0", "-1"])
+def test_a_batch_size_under_one_is_a_one_line_error(setup, capsys, size):
+    assert main(["predict", str(setup["crops"]), "--model", str(setup["ckpt"]), "--no-detect",
+                 "--batch-size", size]) == 2
+    assert capsys.readouterr().err.strip() == f"ferlab: error: --batch-size must be >= 1, got {size}"
+
+
+def test_a_shard_past_the_inputs_has_nothing_to_do_and_succeeds(setup, capsys):
+    assert main(["predict", str(setup["crops"]), "--model", str(setup["ckpt"]), "--no-detect", "--json",
+                 "--shard", "9/9"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "shard 9/9 holds none of the 7 inputs" in captured.err
+
+
+def test_an_unreadable_image_line_names_its_path_once(setup, tmp_path, capsys):
+    bad = tmp_path / "x.png"
+    bad.write_bytes(b"not an image")
+    assert main(["predict", str(bad), "--model", str(setup["ckpt"]), "--no-detect"]) == 1
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{bad}: ") and line.count(str(bad)) == 1
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "--epochs", "abc"], "ferlab: error: train: argument --epochs: invalid int value: 'abc'"),
+    (["eval", "--tta", "bogus"], "ferlab: error: eval: argument --tta: invalid choice: 'bogus'"),
+    (["nosuchcommand"], "ferlab: error: argument COMMAND: invalid choice: 'nosuchcommand'"),
+])
+def test_flag_errors_are_one_line_without_the_usage_block(capsys, argv, message):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(message) and err[0].endswith("--help`)")
+
+
+def test_half_without_bundle_is_refused(setup, tmp_path, capsys):
+    assert main(["export", str(setup["ckpt"]), "--onnx", str(tmp_path / "m.onnx"), "--half"]) == 2
+    assert "--half only applies with --bundle" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()

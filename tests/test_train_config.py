@@ -21,6 +21,15 @@ def test_yaml_then_overrides(tmp_path):
     assert "model: sequential_small" in cfg.to_yaml()
 
 
+def test_floats_in_exponent_notation_are_floats(tmp_path):
+    """YAML 1.1 (PyYAML) reads `1e-3` without a dot as a string; float options take it as the number it is."""
+    (tmp_path / "c.yaml").write_text("lr: 1e-3\nweight_decay: 5e-4\n")
+    cfg = TrainConfig.from_yaml(tmp_path / "c.yaml", overrides=parse_overrides(["label_smoothing=1e-1"]))
+    assert (cfg.lr, cfg.weight_decay, cfg.label_smoothing) == (0.001, 0.0005, 0.1)
+    with pytest.raises(ConfigError, match="lr must be float, got '1e-3x'"):
+        TrainConfig(lr="1e-3x")
+
+
 def test_int_accepted_for_float_fields():
     cfg = TrainConfig(lr=1, time_budget_minutes=2)
     assert isinstance(cfg.lr, float) and cfg.time_budget_minutes == 2.0
@@ -50,6 +59,8 @@ def test_unknown_key_names_close_fields(tmp_path):
         ({"val_seed": "one"}, "val_seed must be"),
         ({"limit": 0}, "limit must be > 0"),
         ({"device": "tpu"}, "device must be"),
+        ({"seed": -1}, "seed must be >= 0"),
+        ({"val_seed": -3}, "val_seed must be >= 0"),
     ],
 )
 def test_bad_values(bad, match):

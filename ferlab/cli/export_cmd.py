@@ -31,6 +31,8 @@ def _check_flags(args: argparse.Namespace, is_onnx: bool) -> None:
     """Reject flag combinations that cannot work before anything is written."""
     from ferlab.errors import ConfigError
 
+    if args.half and not args.bundle:
+        raise ConfigError("--half only applies with --bundle (ONNX exports keep fp32 weights; use --int8 to shrink)")
     if args.int8 and not args.calibration:
         raise ConfigError("--int8 needs --calibration SOURCE (faces to calibrate on, e.g. the training data)")
     if not args.int8 and (args.calibration or args.calibration_size is not None):

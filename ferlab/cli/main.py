@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import typing
 from collections.abc import Sequence
 
 from ferlab import __version__
@@ -30,8 +31,18 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse keeping the CLI's error contract: a bad flag is one line `ferlab: error: ...` and exit 2, with a
+    pointer to --help instead of the usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        command = self.prog.removeprefix("ferlab").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"ferlab: error: {where}{message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ferlab", description="Facial expression recognition toolkit.")
+    parser = OneLineErrorParser(prog="ferlab", description="Facial expression recognition toolkit.")
     parser.add_argument("--version", action="version", version=f"ferlab {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

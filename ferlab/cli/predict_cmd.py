@@ -46,6 +46,11 @@ def list_inputs(paths: list[str], *, images_only: bool = False) -> list[str]:
     return found
 
 
+def _without_path(error: str | None, path: str) -> str | None:
+    """An error message without the leading `path: ` the line already starts with."""
+    return error.removeprefix(f"{path}: ") if error else error
+
+
 def parse_shard(text: str | None) -> tuple[int, int]:
     """`i/n` (1-based) -> (i - 1, n); None -> the whole input (0, 1)."""
     from ferlab.errors import ConfigError
@@ -180,7 +185,12 @@ def _run(args: argparse.Namespace) -> int:
     if not args.paths:
         raise ConfigError("predict needs at least one PATH (an image, video, folder or glob)")
     index, count = parse_shard(args.shard)
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     inputs = list_inputs(args.paths)
+    if index >= len(inputs):  # more job-array workers than inputs: this one has nothing to do, which is no failure
+        print(f"ferlab: shard {args.shard} holds none of the {len(inputs)} inputs; nothing to do", file=sys.stderr)
+        return 0
     cfg = video_config(args)
     kw = {"detector": args.detector, "batch_size": args.batch_size, "detector_config": detector_config(args)}
     pred = _predictor(args, kw)
@@ -206,8 +216,8 @@ def _run(args: argparse.Namespace) -> int:
                         print(json.dumps(summary), flush=True)
                     else:
                         tracks = ", ".join(f"#{t['id']} {t['dominant']}" for t in summary["tracks"])
-                        print(f"{path}: " + (error or f"{summary['frames']} frames, {len(summary['tracks'])} "
-                                                      f"tracks: {tracks}"))
+                        done = f"{summary['frames']} frames, {len(summary['tracks'])} tracks: {tracks}"
+                        print(f"{path}: " + (_without_path(error, path) or done))
                 continue
             for path, found, error in _images(pred, group, detect):
                 faces = [f.to_dict() for f in found]
@@ -222,8 +232,8 @@ def _run(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps({"path": path, "faces": faces, "error": error}), flush=True)
                 else:
-                    print(f"{path}: " + (error or ", ".join(f"{f['label']} {f['probs'][f['label']]:.2f}"
-                                                            for f in faces)))
+                    found_text = ", ".join(f"{f['label']} {f['probs'][f['label']]:.2f}" for f in faces)
+                    print(f"{path}: " + (_without_path(error, path) or found_text))
     if not ok:
         print("ferlab: error: no input could be processed", file=sys.stderr)
         return 1

@@ -119,8 +119,11 @@ def create_model(
     library = pretrained == LIBRARY_WEIGHTS
     if library and not base.pretrained_source:
         raise ModelError(f"model '{name}' has no library weights; pass a local weights file as pretrained")
-    model = builder(num_classes=num_classes, in_chans=in_chans, pretrained=LIBRARY_WEIGHTS if library else None,
-                    **kwargs)
+    try:
+        model = builder(num_classes=num_classes, in_chans=in_chans, pretrained=LIBRARY_WEIGHTS if library else None,
+                        **kwargs)
+    except (TypeError, ValueError) as err:  # an option of the right name but a value the layers refuse
+        raise ModelError(f"model '{name}' cannot be built with options {kwargs}: {err}") from None
     size = kwargs.get("input_size", base.input_size[1])
     cfg = getattr(model, "ferlab_cfg", None) or replace(
         base, input_size=(in_chans, size, size), num_classes=num_classes,

@@ -196,6 +196,14 @@ def _allowed(tp: Any) -> tuple[type, ...]:
     return (type(None),) if tp is type(None) else (tp,)
 
 
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_types(cfg: TrainConfig) -> None:
     hints = typing.get_type_hints(TrainConfig)
     for f in fields(cfg):
@@ -204,6 +212,9 @@ def _check_types(cfg: TrainConfig) -> None:
             ok = False
         elif isinstance(value, int) and not isinstance(value, bool) and float in allowed and int not in allowed:
             object.__setattr__(cfg, f.name, float(value))
+            ok = True
+        elif isinstance(value, str) and float in allowed and str not in allowed and _is_float(value):
+            object.__setattr__(cfg, f.name, float(value))  # YAML 1.1 reads `1e-3` (no dot) as a string
             ok = True
         elif isinstance(value, int | float) and str in allowed:  # YAML reads `classes: 4` as a number
             object.__setattr__(cfg, f.name, str(value))
@@ -233,7 +244,8 @@ def _check_values(cfg: TrainConfig) -> None:
     non_negative = {"weight_decay": cfg.weight_decay, "warmup_epochs": cfg.warmup_epochs, "mixup": cfg.mixup,
                     "cutmix": cfg.cutmix, "freeze_backbone_epochs": cfg.freeze_backbone_epochs,
                     "threads": cfg.threads, "focal_gamma": cfg.focal_gamma, "image_size": cfg.image_size,
-                    "plateau_patience": cfg.plateau_patience, "momentum": cfg.momentum}
+                    "plateau_patience": cfg.plateau_patience, "momentum": cfg.momentum, "seed": cfg.seed,
+                    "val_seed": cfg.val_seed or 0}
     for name, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"training option {name} must be >= 0, got {value}")
