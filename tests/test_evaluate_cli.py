@@ -138,7 +138,8 @@ def test_eval_bad_input_is_one_line_error(case, tiny, tmp_path, capsys):
     assert code == 2 and out == ""
     assert len(lines) == 1 and "Traceback" not in err
     expected = {"missing_split": "private_test", "corrupt_checkpoint": "checkpoint",
-                "unlabelled": "sits in a class folder", "no_shared_class": "share no class", "val_without_manifest": "manifest",
+                "unlabelled": "sits in a class folder", "no_shared_class": "share no class",
+                "val_without_manifest": "manifest",
                 "val_from_seen": "the model trained on", "val_from_not_val": "--split val",
                 "against_seen": "the model trained on", "against_tta_alone": "--against-tta needs",
                 "ensemble_member_seen": "the model trained on"}[case]
