@@ -141,3 +141,19 @@ def test_half_without_bundle_is_refused(setup, tmp_path, capsys):
     assert main(["export", str(setup["ckpt"]), "--onnx", str(tmp_path / "m.onnx"), "--half"]) == 2
     assert "--half only applies with --bundle" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_inputs_with_one_name_get_separate_annotated_files(setup, tmp_path, capsys):
+    from ferlab.cli.predict_cmd import unique_stem
+
+    for sub in ("a", "b"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        Image.fromarray(np.full((48, 48), 60 if sub == "a" else 200, np.uint8)).save(tmp_path / "in" / sub / "x.png")
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "in"), "--model", str(setup["ckpt"]), "--no-detect", "--out", str(out)]) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["x-2.annotated.png", "x.annotated.png"]
+    assert not np.array_equal(np.asarray(Image.open(out / written[0])), np.asarray(Image.open(out / written[1])))
+    taken: set[str] = set()
+    assert [unique_stem(p, taken) for p in ("a/x.png", "b/x.png", "c/x-2.png", "d/x.mp4")] == ["x", "x-2", "x-2-2",
+                                                                                                "x-3"]

@@ -72,14 +72,26 @@ def shard(items: Iterator[str], index: int, count: int) -> Iterator[str]:
     return (item for k, item in enumerate(items) if k % count == index)
 
 
-def _annotated(path: str, faces: list, out: Path) -> None:  # noqa: ANN001
+def unique_stem(path: str, taken: set[str]) -> str:
+    """The output name stem for an input: its file stem, or stem-2, stem-3 ... when an earlier input of the same
+    run already used it (a/x.png and b/x.png), so no output overwrites another."""
+    base = stem = Path(path).stem
+    k = 1
+    while stem in taken:
+        k += 1
+        stem = f"{base}-{k}"
+    taken.add(stem)
+    return stem
+
+
+def _annotated(path: str, faces: list, out: Path, stem: str) -> None:  # noqa: ANN001
     from PIL import Image
 
     from ferlab.io import atomic_path
     from ferlab.predict.draw import annotate
     from ferlab.predict.images import load_image
 
-    target = out / f"{Path(path).stem}.annotated.png"
+    target = out / f"{stem}.annotated.png"
     with atomic_path(target, suffix=".png") as tmp:
         Image.fromarray(annotate(load_image(path), faces)).save(tmp, format="PNG")
 
@@ -118,13 +130,13 @@ def video_config(args: argparse.Namespace, **overrides: object):  # noqa: ANN201
     return VideoConfig(**{k: v for k, v in given.items() if v is not None}, **overrides)
 
 
-def _video(pred, path: str, out: Path | None, cfg, detect: bool) -> dict:  # noqa: ANN001
+def _video(pred, path: str, out: Path | None, cfg, detect: bool, stem: str) -> dict:  # noqa: ANN001
     """One video -> its JSON summary (`error` set instead of raising for bad input)."""
     from ferlab.errors import FerlabError
     from ferlab.predict.video import process_video
 
     try:
-        result = process_video(pred, path, out, cfg, detect=detect)
+        result = process_video(pred, path, out, cfg, detect=detect, stem=stem)
     except FerlabError as err:
         return {"path": path, "kind": "video", "frames": 0, "fps": None, "tracks": [], "outputs": None,
                 "error": str(err)}
@@ -197,6 +209,7 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     detect = not args.no_detect
     ok = 0
+    taken: set[str] = set()  # output stems used so far in this run
     with (atomic_open(args.csv, "w", newline="", encoding="utf-8") if args.csv else open(os.devnull, "w")) as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "face", "x", "y", "w", "h", "score", "label", *pred.classes, "error"])
@@ -204,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
         for videos, group in itertools.groupby(shard(iter(inputs), index, count), key=is_video_path):
             if videos:
                 for path in group:
-                    summary = _video(pred, path, out, cfg, detect)
+                    summary = _video(pred, path, out, cfg, detect, unique_stem(path, taken))
                     error = summary["error"]
                     ok += error is None
                     for t in summary["tracks"]:  # one row per track: its dominant emotion and mean probabilities
@@ -228,7 +241,7 @@ def _run(args: argparse.Namespace) -> int:
                 if error:
                     writer.writerow([path, "", "", "", "", "", "", "", *blank, error])
                 if out is not None and found:
-                    _annotated(path, found, out)
+                    _annotated(path, found, out, unique_stem(path, taken))
                 if args.json:
                     print(json.dumps({"path": path, "faces": faces, "error": error}), flush=True)
                 else:

@@ -328,8 +328,9 @@ def _plot_series(records: list[tuple[int, int, np.ndarray]], n_frames: int, n_cl
 
 
 def process_video(predictor: Any, path: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-                  config: VideoConfig | None = None, *, detect: bool = True) -> VideoResult:
-    """Analyse every frame of a video; with `out_dir`, write <stem>.annotated.mp4, .frames.csv and .emotions.png.
+                  config: VideoConfig | None = None, *, detect: bool = True, stem: str | None = None) -> VideoResult:
+    """Analyse every frame of a video; with `out_dir`, write <stem>.annotated.mp4, .frames.csv and .emotions.png
+    (`stem`: the video's file stem unless given, e.g. to keep two inputs named alike apart).
 
     Unreadable input raises a DataError before anything is written; outputs appear only once complete.
     """
@@ -352,7 +353,7 @@ def process_video(predictor: Any, path: str | os.PathLike, out_dir: str | os.Pat
         width = height = n = 0
         start = time.perf_counter()
         with ExitStack() as stack:
-            outputs = (_Outputs(stack, Path(out_dir), Path(path).stem, classes, fps, cfg.fourcc)
+            outputs = (_Outputs(stack, Path(out_dir), stem or Path(path).stem, classes, fps, cfg.fourcc)
                        if out_dir is not None else None)
             bar = stack.enter_context(tqdm(total=total, desc=Path(path).name, unit="frame", file=sys.stderr,
                                            leave=False, disable=None if cfg.progress else True))
