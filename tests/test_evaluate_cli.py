@@ -100,6 +100,13 @@ def test_eval_against_pairs_two_models_on_the_same_images(tiny, tmp_path, capsys
                         "--against", _with_config(tmp_path, tiny["ckpt"], "twin.pt", epochs=2))
     assert code == 0 and "difference +0.00 points" in out and "McNemar exact p = 1" in out
     assert "95% CI" in out
+    report_dir = tmp_path / "report"
+    code, out, _ = _run(capsys, "eval", tiny["ckpt"], "--data", tiny["data"], "--json", "--against", tiny["ckpt"],
+                        "--out", report_dir)
+    assert code == 0 and json.loads((report_dir / "report.json").read_text())["paired"] == json.loads(out)["paired"]
+    for page in ("report.md", "report.html"):
+        text = (report_dir / page).read_text()
+        assert "compared with" in text and "McNemar exact p = 1" in text
 
 
 @pytest.mark.parametrize("case", ["missing_split", "corrupt_checkpoint", "unlabelled", "no_shared_class",

@@ -82,9 +82,13 @@ def run(args: argparse.Namespace) -> int:
     sources = model_sources(args.checkpoint, args.ensemble)  # by default the file `ferlab predict` runs
     tta = args.tta or shipped_tta(sources[0])
     report = evaluate_checkpoint(sources, args.data, split=args.split, tta=tta,
-                                 batch_size=args.batch_size, limit=args.limit, out=args.out, progress=True,
-                                 val_from=args.val_from)
+                                 batch_size=args.batch_size, limit=args.limit,
+                                 out=None if args.against else args.out, progress=True, val_from=args.val_from)
     paired = _paired(args, sources, tta, report) if args.against else None
+    if paired is not None and args.out:  # the report files carry the comparison too
+        from ferlab.evaluate.writers import write_report
+
+        write_report(report, args.out, paired=paired)
     if args.json:
         print(json.dumps(report.to_dict() | ({"paired": paired.to_dict()} if paired else {})))
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,20 +62,21 @@ def _per_class_rows(report: EvalReport) -> list[list[str]]:
             for c, s in report.per_class.items()]
 
 
-def report_markdown(report: EvalReport, pictures: list[str]) -> str:
-    """Markdown report linking the pictures written beside it."""
+def report_markdown(report: EvalReport, pictures: list[str], extra: list[tuple[str, str]] | None = None) -> str:
+    """Markdown report linking the pictures written beside it (`extra`: more summary rows)."""
     lines = [f"# Evaluation of {report.model} on {report.split}", "", "| | |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in _summary_rows(report)]
+    lines += [f"| {k} | {v} |" for k, v in [*_summary_rows(report), *(extra or [])]]
     lines += ["", "## Per class", "", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     lines += ["| " + " | ".join(r) + " |" for r in _per_class_rows(report)]
     lines += [""] + [f"![{Path(p).stem}]({p})" for p in pictures] + [""]
     return "\n".join(lines)
 
 
-def report_html(report: EvalReport, pictures: dict[str, bytes]) -> str:
-    """One self-contained HTML page: tables plus every picture embedded as base64."""
+def report_html(report: EvalReport, pictures: dict[str, bytes], extra: list[tuple[str, str]] | None = None) -> str:
+    """One self-contained HTML page: tables plus every picture embedded as base64 (`extra`: more summary rows)."""
     esc = html.escape
-    summary = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _summary_rows(report))
+    summary = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>"
+                      for k, v in [*_summary_rows(report), *(extra or [])])
     per_class = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in _per_class_rows(report))
     images = "".join(
         f'<figure><img alt="{esc(name)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
@@ -100,15 +102,27 @@ def write_pictures(out: Path, pictures: dict[str, bytes]) -> dict[str, Path]:
     return {name: out / name for name in pictures}
 
 
-def write_report(report: EvalReport, out_dir: str | Path) -> dict[str, Path]:
-    """Write report.json, report.md, report.html and the PNGs into `out_dir`; returns name -> path."""
+def _paired_rows(paired: Any) -> list[tuple[str, str]]:
+    """The paired comparison (`ferlab eval --against`) as summary rows."""
+    lo, hi = (100 * v for v in paired.difference_ci95)
+    return [("compared with", f"{paired.against} (accuracy {fmt(paired.against_accuracy)} on the same "
+                              f"{paired.num_images} images)"),
+            ("difference", f"{100 * paired.difference:+.2f} points (95% CI {lo:+.2f} to {hi:+.2f}); right only here "
+                           f"{paired.only_model_correct}, only there {paired.only_against_correct}; McNemar exact "
+                           f"p = {paired.mcnemar_p:.3g}")]
+
+
+def write_report(report: EvalReport, out_dir: str | Path, *, paired: Any = None) -> dict[str, Path]:
+    """Write report.json, report.md, report.html and the PNGs into `out_dir`; returns name -> path. `paired` (a
+    `ferlab.evaluate.paired` comparison) adds the `paired` object to the JSON and its rows to the pages."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pictures = report_pictures(report)
     written = write_pictures(out, pictures)
-    atomic_write_json(out / "report.json", report.to_dict())
-    atomic_write_text(out / "report.md", report_markdown(report, list(pictures)))
-    atomic_write_text(out / "report.html", report_html(report, pictures))
+    extra = _paired_rows(paired) if paired is not None else []
+    atomic_write_json(out / "report.json", report.to_dict() | ({"paired": paired.to_dict()} if paired else {}))
+    atomic_write_text(out / "report.md", report_markdown(report, list(pictures), extra))
+    atomic_write_text(out / "report.html", report_html(report, pictures, extra))
     for name in ("report.json", "report.md", "report.html"):
         written[name] = out / name
     return written
