@@ -104,6 +104,19 @@ def test_time_budget_stops_mid_epoch_with_a_valid_checkpoint(tmp_path, tiny):
     assert load_checkpoint(run / "last.pt")["epoch"] == 1
 
 
+def test_resuming_a_run_whose_budget_is_spent_trains_nothing(tmp_path, tiny, capsys):
+    cfg = _cfg(tmp_path, epochs=50, batch_size=4, time_budget_minutes=1e-6)
+    run = fit(cfg, dataset=tiny)
+    before = (run / "last.pt").read_bytes()
+    fit(cfg, dataset=tiny, resume=True)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs_done"] == 1 and summary["stop_reason"] == "time_budget" and summary["finished"]
+    assert (run / "last.pt").read_bytes() == before
+    assert "time budget (1e-06 min) is spent" in capsys.readouterr().err
+    fit(cfg.with_overrides({"time_budget_minutes": 10, "epochs": 2}), dataset=tiny, resume=True)  # more budget: on
+    assert json.loads((run / "summary.json").read_text())["epochs_done"] == 2
+
+
 def test_time_budget_counts_each_second_once(tmp_path, tiny, monkeypatch):
     """Regression: the in-epoch check once added this session's time twice, stopping runs at half their budget."""
     import importlib

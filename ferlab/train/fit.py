@@ -406,7 +406,16 @@ def _train_loop(run: _Run, on_epoch_end: Callable[[dict[str, Any]], None] | None
     started = time.perf_counter()
     base = p.elapsed_seconds
     p.stop_reason = ""
+    budget = cfg.time_budget_minutes * 60 if cfg.time_budget_minutes else math.inf
     while p.epoch < cfg.epochs:
+        if p.elapsed_seconds >= budget:  # a resumed run whose budget is already spent trains nothing more
+            p.stop_reason = "time_budget"
+            if run.dist.is_main:
+                print(f"ferlab: the run's time budget ({cfg.time_budget_minutes:g} min) is spent "
+                      f"({p.elapsed_seconds / 60:.1f} min logged); give --time-budget MINUTES to continue",
+                      file=sys.stderr)
+                artifacts.write_summary(run.out / "summary.json", run.summary(True))
+            break
         row, stopped = run.run_epoch(p.epoch, started)
         p.epoch += 1
         if run.swa is not None and averages_epoch(p.epoch, cfg.epochs, cfg.swa_epochs):
@@ -418,7 +427,6 @@ def _train_loop(run: _Run, on_epoch_end: Callable[[dict[str, Any]], None] | None
         else:
             p.bad_epochs += 1
         p.history.append(row)
-        budget = cfg.time_budget_minutes * 60 if cfg.time_budget_minutes else math.inf
         if stopped or any_rank(p.elapsed_seconds >= budget, run.dist, run.device):
             p.stop_reason = "time_budget"
         elif cfg.early_stopping_patience and p.bad_epochs >= cfg.early_stopping_patience:
