@@ -104,6 +104,22 @@ def test_leaderboard_states_the_interval_of_the_top_accuracy_when_rows_know_thei
     assert "Wilson" not in leaderboard_markdown(rows[:1])
 
 
+def test_the_interval_is_per_class_count_on_each_groups_own_split():
+    from ferlab.evaluate.metrics import accuracy_interval
+
+    rows = [LeaderboardRow("two", "m", "2", accuracy=0.90, test_images=8, per_class_f1={"a": 0.9, "b": 0.9}),
+            LeaderboardRow("three", "m", "all", accuracy=0.50, test_images=12,
+                           per_class_f1={"a": 0.5, "b": 0.5, "c": 0.5})]
+    text = leaderboard_markdown(rows)
+    lo, hi = accuracy_interval(6, 12)
+    assert f"On 12 test images the top 3-class accuracy, 0.5000 (`three`), is measured to within {lo:.4f}-{hi:.4f}" \
+        in text
+    lo, hi = accuracy_interval(round(0.9 * 8), 8)
+    assert f"On 8 test images the top 2-class accuracy, 0.9000 (`two`), is measured to within {lo:.4f}-{hi:.4f}" \
+        in text
+    assert "ranked within groups of the same number of classes" in text
+
+
 def test_leaderboard_files_round_trip_and_readme_markers(tmp_path):
     from ferlab.evaluate.leaderboard import read_leaderboard, splice_readme, write_leaderboard
 

@@ -64,7 +64,9 @@ def leaderboard_markdown(rows: list[LeaderboardRow], *, images: dict[str, str] |
     if notes:
         lines += [""] + [f"- `{r.experiment}`: {r.note}" for r in notes]
     lines += ["", "Accuracy and macro-F1 on the test split; the leakage-free accuracy leaves out test images with "
-              "an exact duplicate in train. Speeds measured on the machine that ran the command."]
+              "an exact duplicate in train. Speeds measured on the machine that ran the command."
+              + (" Rows are ranked within groups of the same number of classes, most classes first: accuracies over "
+                 "different class counts are not comparable." if len({len(r.per_class_f1) for r in ok}) > 1 else "")]
     lines += _interval_note(ok)
     if images:
         lines += [""] + [f"![{alt}]({src})" for alt, src in images.items()]
@@ -78,15 +80,25 @@ def _interval_note(ranked_ok: list[LeaderboardRow]) -> list[str]:
     images: small gaps between rows are then read as what they are."""
     from ferlab.evaluate.metrics import accuracy_interval
 
-    sized = [r for r in ranked_ok if r.test_images]
-    if not sized or ranked_ok[0].accuracy is None:
+    groups: dict[int, list[LeaderboardRow]] = {}  # rows of one class count share a test split; ranked order kept
+    for r in ranked_ok:
+        groups.setdefault(len(r.per_class_f1), []).append(r)
+    tops = {}  # class count -> (top row, images its split holds, from any row of the group that says)
+    for k, group in groups.items():
+        sized = [r.test_images for r in group if r.test_images]
+        if sized and group[0].accuracy is not None:
+            tops[k] = (group[0], min(sized))
+    if not tops:
         return []
-    top, n = ranked_ok[0], min(r.test_images for r in sized)  # every row is scored on the same test split
-    lo, hi = accuracy_interval(round(top.accuracy * n), n)
-    return ["", f"On {n:,} test images the top accuracy, {top.accuracy:.4f} (`{top.experiment}`), is measured to "
-                f"within {lo:.4f}-{hi:.4f} (95 % Wilson interval). Whether two rows really differ is a paired "
-                f"question, answered by `ferlab eval A --data SOURCE --against B` (McNemar's exact test on the same "
-                f"images)."]
+    several = len(tops) > 1
+    lines = [""]
+    for k, (top, n) in tops.items():
+        lo, hi = accuracy_interval(round(top.accuracy * n), n)
+        lines.append(f"On {n:,} test images the top {f'{k}-class ' if several else ''}accuracy, {top.accuracy:.4f} "
+                     f"(`{top.experiment}`), is measured to within {lo:.4f}-{hi:.4f} (95 % Wilson interval).")
+    lines[-1] += (" Whether two rows really differ is a paired question, answered by `ferlab eval A --data SOURCE "
+                  "--against B` (McNemar's exact test on the same images).")
+    return lines
 
 
 def _csv(rows: list[LeaderboardRow]) -> str:
