@@ -157,3 +157,10 @@ def test_inputs_with_one_name_get_separate_annotated_files(setup, tmp_path, caps
     taken: set[str] = set()
     assert [unique_stem(p, taken) for p in ("a/x.png", "b/x.png", "c/x-2.png", "d/x.mp4")] == ["x", "x-2", "x-2-2",
                                                                                                 "x-3"]
+
+
+def test_a_csv_path_that_is_a_folder_is_named_in_the_error(setup, tmp_path, capsys):
+    assert main(["predict", str(setup["crops"]), "--model", str(setup["ckpt"]), "--no-detect",
+                 "--csv", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip() == f"ferlab: error: {tmp_path}: is a folder, not a file"
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -82,3 +82,13 @@ def test_foreign_checkpoint_on_resume(tmp_path, capsys):
     save_checkpoint(run / "last.pt", {"model_name": "sequential_small", "classes": ["a", "b"]})
     code, cap = _train(["--resume", str(run)], capsys)
     assert code == 2 and "no training config" in cap.err
+
+
+def test_resuming_a_run_stopped_in_its_first_epoch_says_to_start_again(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: sequential_small\n")  # what an interrupt in epoch 1 leaves
+    code, cap = _train(["--resume", str(run)], capsys)
+    assert code == 2 and cap.err.strip() == (
+        f"ferlab: error: {run} has no checkpoint yet: the run stopped before its first epoch ended, so there is "
+        "nothing to resume; start it again with the command that created it")

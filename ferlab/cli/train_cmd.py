@@ -71,6 +71,9 @@ def _resume_config(run_dir: Path, overrides: dict[str, Any]):  # noqa: ANN202 - 
     from ferlab.train.checkpoint import load_checkpoint
     from ferlab.train.config import TrainConfig
 
+    if (run_dir / "config.yaml").is_file() and not (run_dir / "last.pt").exists():
+        raise CheckpointError(f"{run_dir} has no checkpoint yet: the run stopped before its first epoch ended, so "
+                              "there is nothing to resume; start it again with the command that created it")
     ckpt = load_checkpoint(run_dir / "last.pt")
     if not isinstance(ckpt.get("config"), dict):
         raise CheckpointError(f"{run_dir / 'last.pt'} holds no training config to resume from")

@@ -77,8 +77,10 @@ class FaceDataset:
             warnings.warn("no PublicTest images in this source: using its PrivateTest images as 'test'", stacklevel=2)
             mask = self.splits == "private_test"
         if not mask.any():
+            hint = (" (a validation carve of this source's train split is empty: too few images for its fraction)"
+                    if name == "val" and "train" in self.split_names else "")
             raise DataError(f"split '{name}' is empty in {self.source or 'this dataset'}; splits present: "
-                            f"{', '.join(self.split_names) or 'none'}")
+                            f"{', '.join(self.split_names) or 'none'}{hint}")
         return self.subset(mask)
 
     def with_validation(self, fraction: float = 0.1, seed: int = 0, *, no_copies: bool = False) -> FaceDataset:
