@@ -195,3 +195,11 @@ def test_compare_smoke_suite_trains_then_reuses_and_splices_readme(tiny, tmp_pat
 def test_compare_rejects_unknown_target(tmp_path, capsys):
     code, _, err = _run(capsys, "compare", tmp_path, "--out", tmp_path / "o")
     assert code == 2 and "neither a suite" in err
+
+
+def test_compare_checks_the_readme_markers_before_evaluating(tiny, tmp_path, capsys):
+    readme = tmp_path / "R.md"
+    readme.write_text("# no markers here\n")
+    code, _, err = _run(capsys, "compare", tiny["run"], "--out", tmp_path / "board", "--readme", readme)
+    assert code == 2 and "has no '<!-- leaderboard:start -->'" in err
+    assert not (tmp_path / "board").exists()  # refused before any evaluation or file

@@ -72,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
     from ferlab.evaluate.report import json_safe
     from ferlab.evaluate.suite import load_suite
 
+    if args.readme:
+        from ferlab.evaluate.leaderboard import readme_slot
+
+        readme_slot(args.readme, args.readme_section)  # a README without markers fails now, not after the runs
     suite_path = _suite_target(args.targets)
     if suite_path is not None:
         if not args.data:

@@ -21,7 +21,7 @@ from ferlab.labels import EMOTIONS
 
 __all__ = ["COLUMNS", "sort_rows", "leaderboard_markdown", "write_leaderboard", "splice_readme", "read_leaderboard",
            "merge_leaderboard",
-           "README_START", "README_END", "readme_markers"]
+           "README_START", "README_END", "readme_markers", "readme_slot"]
 
 README_START, README_END = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"  # the default section
 
@@ -208,9 +208,9 @@ def readme_markers(section: str = "leaderboard") -> tuple[str, str]:
     return f"<!-- {section}:start -->", f"<!-- {section}:end -->"
 
 
-def splice_readme(readme: str | Path, rows: list[LeaderboardRow], out: str | Path, *, command: str,
-                  section: str = "leaderboard") -> None:
-    """Replace the text between the `section` markers of `readme` with the generated table and pictures."""
+def readme_slot(readme: str | Path, section: str = "leaderboard") -> tuple[str, int, int]:
+    """(text, start, end) of `readme` around its `section` markers; ConfigError when it cannot be read or lacks
+    them, which `ferlab compare` checks before any evaluation."""
     path = Path(readme)
     try:
         text = path.read_text(encoding="utf-8")
@@ -220,6 +220,15 @@ def splice_readme(readme: str | Path, rows: list[LeaderboardRow], out: str | Pat
     start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
         raise ConfigError(f"{path} has no '{start_marker}' ... '{end_marker}' markers to put the leaderboard in")
+    return text, start, end
+
+
+def splice_readme(readme: str | Path, rows: list[LeaderboardRow], out: str | Path, *, command: str,
+                  section: str = "leaderboard") -> None:
+    """Replace the text between the `section` markers of `readme` with the generated table and pictures."""
+    path = Path(readme)
+    text, start, end = readme_slot(path, section)
+    start_marker, _ = readme_markers(section)
     rel = Path(os.path.relpath(Path(out).resolve(), path.resolve().parent)).as_posix()
     images = {"per-class F1": f"{rel}/{PLOTS[2]}", "accuracy vs training cost": f"{rel}/{PLOTS[0]}"}
     block = leaderboard_markdown(rows, images=images, command=command)
