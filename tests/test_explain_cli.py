@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +124,16 @@ def test_explanations_name_the_class_predict_names_under_its_tta(tiny):
     (predicted,) = predictor.predict(faces[0], detect=False)
     assert single.predicted == predicted.label
     assert single.probs == pytest.approx(predicted.probs, abs=1e-5)
+
+
+def test_inputs_sharing_a_name_get_separate_overlays(tiny, tmp_path, capsys):
+    crop = Image.open(tiny["crop"])
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        crop.save(tmp_path / sub / "x.png")
+    out = tmp_path / "out"
+    assert main(["explain", str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png"), "--model",
+                 str(tiny["ckpt"]), "--no-detect", "--out", str(out), "--json"]) == 0
+    overlays = [json.loads(line)["faces"][0]["overlay"] for line in capsys.readouterr().out.strip().splitlines()]
+    assert [Path(p).name for p in overlays] == ["x_face0_gradcam.png", "x-2_face0_gradcam.png"]
+    assert all(Path(p).is_file() for p in overlays)

@@ -210,6 +210,7 @@ def test_unreadable_videos_are_per_file_errors_and_the_batch_continues(setup, tm
     assert [Path(d["path"]).name for d in lines] == ["broken.mp4", "empty.avi", "good.mp4", "photo.png"]
     assert "cannot open video" in by_name["broken.mp4"]["error"]
     assert "empty file" in by_name["empty.avi"]["error"]
+    assert set(by_name["broken.mp4"]) == set(by_name["good.mp4"])  # a failed video's line has every field too
     assert by_name["good.mp4"]["error"] is None and by_name["good.mp4"]["frames"] == FRAMES
     assert by_name["photo.png"]["error"] is None and len(by_name["photo.png"]["faces"]) == 1
 

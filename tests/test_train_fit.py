@@ -238,3 +238,17 @@ def test_random_crop_training_then_whole_faces(tmp_path, tiny):
 def test_random_crop_refuses_a_fixed_size_model(tmp_path, tiny):
     with pytest.raises(ConfigError, match="cannot take 16x16 inputs"):
         fit(_cfg(tmp_path, epochs=1, augment_options={"crop_size": 16}), dataset=tiny)
+
+
+def test_a_relative_manifest_is_recorded_as_an_absolute_path(tmp_path, monkeypatch):
+    """So `ferlab eval RUN --split val` re-carves the cleaned run's validation split from any directory."""
+    from ferlab.data import load
+    from ferlab.data.manifest import write_manifest
+    from ferlab.data.synthetic import synthetic_faces, write_image_folder
+
+    data = write_image_folder(synthetic_faces(n_per_class=6, seed=4), tmp_path / "faces")
+    write_manifest(tmp_path / "audit" / "clean.json", load(data, progress=False), {}, ["duplicates"])
+    monkeypatch.chdir(tmp_path)
+    run = fit(_cfg(tmp_path, data=str(data), manifest="audit/clean.json", epochs=1, val_fraction=0.3, image_size=48))
+    recorded = yaml.safe_load((run / "config.yaml").read_text())["manifest"]
+    assert recorded == str(tmp_path / "audit" / "clean.json")

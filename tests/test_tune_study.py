@@ -102,3 +102,20 @@ def test_cli_tune_json_and_one_line_errors(tiny, tmp_path, capsys) -> None:
     code = main(["tune", "--model", "simple_cnn", "--data", str(data), "--trials", "1", "--out", str(out / "x"),
                  "--space", str(bad)])
     assert code == 2 and "ferlab: error: unknown search parameter 'lerning_rate'" in capsys.readouterr().err
+
+
+def test_a_trial_failing_on_bad_input_leaves_one_error_not_a_traceback(tiny, tmp_path, capfd) -> None:
+    import logging
+
+    from ferlab.errors import DataError
+
+    def trainer(cfg, **_):  # noqa: ANN001, ANN202 - what fit does on data too small to carve
+        raise DataError("too few images to train")
+
+    base = TrainConfig(model="hog_svm", data="synthetic", progress=False)
+    with pytest.raises(DataError, match="too few images"):
+        run_study(base, parse_space(None, "hog_svm"), trials=2, out=tmp_path / "s", trainer=trainer, dataset=tiny,
+                  progress=False)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "failed with" not in err
+    assert not logging.getLogger("optuna.study._optimize").filters  # the filter is gone once the study returns

@@ -114,7 +114,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
 
 
 def _run_images(args: argparse.Namespace) -> int:
-    from ferlab.cli.predict_cmd import list_inputs
+    from ferlab.cli.predict_cmd import list_inputs, unique_stem
     from ferlab.errors import FerlabError
     from ferlab.explain.api import explain_image, overlay_png, require_torch_model, resolve_target
     from ferlab.io import atomic_write_bytes
@@ -126,8 +126,10 @@ def _run_images(args: argparse.Namespace) -> int:
     network = require_torch_model(predictor.classifier) if args.features else None
     out = Path(args.out) if args.out else None
     done = 0
+    taken: set[str] = set()  # output stems used so far: a/x.png and b/x.png must not overwrite each other
     for path in images:
         record: dict = {"path": path, "faces": [], "error": None}
+        stem = unique_stem(path, taken)
         try:
             explanations = explain_image(predictor, path, method=args.method, target=args.target,
                                          detect=not args.no_detect, detector=args.detector)
@@ -139,14 +141,14 @@ def _run_images(args: argparse.Namespace) -> int:
                     "probs": _round(ex.probs), "target": ex.target, "regions": _round(ex.regions),
                     "regions_per_area": _round(ex.regions_per_area)}
             if out is not None and ex.face is not None:
-                png = out / f"{Path(path).stem}_face{k}_{args.method}.png"
+                png = out / f"{stem}_face{k}_{args.method}.png"
                 atomic_write_bytes(png, overlay_png(ex.face, ex.heatmap))
                 face["overlay"] = str(png)
             record["faces"].append(face)
         if network is not None and explanations and explanations[0].face is not None:
             from ferlab.explain.features import write_features
 
-            written = write_features(network, explanations[0].face, out, Path(path).stem, layers=layers)
+            written = write_features(network, explanations[0].face, out, stem, layers=layers)
             record["features"] = {name: str(p) for name, p in written.items()}
         done += record["error"] is None
         if args.json:

@@ -138,8 +138,8 @@ def _video(pred, path: str, out: Path | None, cfg, detect: bool, stem: str) -> d
     try:
         result = process_video(pred, path, out, cfg, detect=detect, stem=stem)
     except FerlabError as err:
-        return {"path": path, "kind": "video", "frames": 0, "fps": None, "tracks": [], "outputs": None,
-                "error": str(err)}
+        return {"path": path, "kind": "video", "frames": 0, "fps": None, "duration_s": None, "size": None,
+                "tracks": [], "outputs": None, "processing_fps": None, "error": str(err)}
     return result.to_dict(None if result.tracks else f"{path}: no face found in any frame")
 
 

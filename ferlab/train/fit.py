@@ -340,7 +340,8 @@ def _setup_run(cfg: TrainConfig, dataset: Any, resume_ckpt: dict[str, Any] | Non
 
     default_size = get_model_config(cfg.model).input_size[1]
     image_size = cfg.image_size or default_size
-    cfg = cfg.replace(image_size=image_size)
+    manifest = str(Path(cfg.manifest).expanduser().resolve()) if cfg.manifest else None  # evaluable from anywhere
+    cfg = cfg.replace(image_size=image_size, manifest=manifest)
     data = prepare_data(cfg, image_size, dataset)
     if device.type == "cuda":  # uint8 images live on the GPU: batches never cross the bus
         data = replace(data, **{f: getattr(data, f).to(device) for f in ("train_images", "train_labels",

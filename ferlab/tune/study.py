@@ -7,6 +7,7 @@ normal training run in `out/trials/trial_NNNN`; validation is the split carved f
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 import warnings
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ferlab.errors import ConfigError
+from ferlab.errors import ConfigError, FerlabError
 from ferlab.train.config import TrainConfig
 from ferlab.tune.space import SearchSpace
 
@@ -92,6 +93,21 @@ def _check_same_model(study: Any, model: str, out: Path) -> None:
         raise ConfigError(f"the study in {out} tunes '{previous}', not '{model}'; use another --out")
 
 
+class _DropUserErrors(logging.Filter):
+    """Hide optuna's traceback for a trial that failed on bad input (a FerlabError): the CLI prints that error as
+    its one line; any other failure keeps optuna's full report."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hid_one = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], FerlabError):
+            self.hid_one = True
+            return False
+        return not (self.hid_one and "failed with value None" in record.getMessage())  # its follow-up line
+
+
 def _objective(base: TrainConfig, space: SearchSpace, out: Path, trainer: Callable[..., Path], dataset: Any,
                progress: bool) -> Callable[[Any], float]:
     import optuna
@@ -151,9 +167,15 @@ def run_study(base: TrainConfig, space: SearchSpace, *, trials: int, out: str | 
     done_before = len(finished_trials(study))
     remaining = trials - done_before
     if remaining > 0:
-        study.optimize(_objective(trial_base, space, out, trainer, dataset, progress), n_trials=remaining,
-                       timeout=None if time_budget_minutes is None else time_budget_minutes * 60,
-                       show_progress_bar=False)
+        trial_log = logging.getLogger("optuna.study._optimize")  # where optuna reports a failed trial
+        quiet = _DropUserErrors()
+        trial_log.addFilter(quiet)
+        try:
+            study.optimize(_objective(trial_base, space, out, trainer, dataset, progress), n_trials=remaining,
+                           timeout=None if time_budget_minutes is None else time_budget_minutes * 60,
+                           show_progress_bar=False)
+        finally:
+            trial_log.removeFilter(quiet)
     elif progress:
         print(f"study in {out} already holds {done_before} finished trials (>= {trials}); writing reports only",
               file=sys.stderr)
