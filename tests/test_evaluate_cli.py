@@ -190,6 +190,16 @@ def test_compare_smoke_suite_trains_then_reuses_and_splices_readme(tiny, tmp_pat
     assert code == 0
     assert {p["experiment"]: p["action"] for p in json.loads(out)} == {"sequential_small-7": "reuse",
                                                                        "mini_xception-7": "train"}
+    board = (out_dir / "leaderboard.json").read_bytes()
+    for bad_data in (tmp_path / "nosuch", tmp_path / "empty"):  # a mistyped --data touches nothing already there
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        code, _, err = _run(capsys, "compare", suite, "--data", bad_data, "--out", out_dir, "--runs",
+                            tmp_path / "runs")
+        assert code == 2 and err.strip().startswith("ferlab: error:")
+        assert (out_dir / "leaderboard.json").read_bytes() == board
+        assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["sequential_small-7"]
+    code, _, err = _run(capsys, "compare", suite, "--data", tiny["data"], "--out", readme)
+    assert code == 2 and err.strip() == f"ferlab: error: {readme} is a file, so no folder can be made there"
 
 
 def test_compare_rejects_unknown_target(tmp_path, capsys):

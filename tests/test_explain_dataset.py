@@ -109,6 +109,17 @@ def test_limit_and_text_summary(tiny, tmp_path, capsys):
     assert "report written to" in text and "accuracy" in text
 
 
+def test_the_val_split_is_the_carve_the_model_was_selected_on(tiny, tmp_path, capsys):
+    from ferlab.data import load
+    from ferlab.evaluate.run import with_training_validation
+    from ferlab.train.checkpoint import load_checkpoint
+
+    assert _report(tiny, tmp_path / "rep", "--split", "val", "--faithfulness-samples", "0") == 0
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    carve = with_training_validation(load(tiny["data"], progress=False), load_checkpoint(tiny["ckpt"])["config"])
+    assert summary["n_images"] == int((carve.splits == "val").sum()) > 0
+
+
 # ---- pure aggregation ---------------------------------------------------------------------------------------
 
 

@@ -83,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
         suite = load_suite(suite_path).select([n.strip() for n in args.only.split(",") if n.strip()]
                                                if args.only else None)
         runs_dir = Path(args.runs) if args.runs else Path(args.out) / "runs"
+        for folder in (Path(args.out), runs_dir):
+            if folder.exists() and not folder.is_dir():
+                raise ConfigError(f"{folder} is a file, so no folder can be made there")
+        from ferlab.data import load
+
+        load(args.data, progress=not args.json)  # a bad --data fails here, before any run is planned or moved aside
         if args.dry_run:
             plans = plan_suite(suite, args.data, runs_dir)
             if args.json:

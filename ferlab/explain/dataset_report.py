@@ -189,6 +189,10 @@ def explain_source(model: str | os.PathLike | None, data: str | os.PathLike, *, 
     _check_cam_layers(require_torch_model(clf), methods)
     resolve_target(tuple(clf.classes), kwargs.get("target"))
     ds = load(data, image_size=clf.image_size, progress=progress)
+    if split == "val":  # the validation carve the model was selected on, as `ferlab eval --split val` makes it
+        from ferlab.evaluate.run import with_training_validation
+
+        ds = with_training_validation(ds, dict(clf.info.get("config") or {}))
     result = explain_dataset(clf, ds.split(split), split_name=split, progress=progress, **kwargs)
     if out is not None:
         from ferlab.explain.report_files import write_dataset_report
