@@ -119,3 +119,20 @@ def test_a_trial_failing_on_bad_input_leaves_one_error_not_a_traceback(tiny, tmp
     err = capfd.readouterr().err
     assert "Traceback" not in err and "failed with" not in err
     assert not logging.getLogger("optuna.study._optimize").filters  # the filter is gone once the study returns
+
+
+def test_continuing_a_study_under_other_settings_or_from_a_damaged_file_is_refused(tiny, tmp_path) -> None:
+    base = TrainConfig(model="hog_svm", data="synthetic", progress=False, val_fraction=0.25)
+    space = parse_space(None, "hog_svm")
+    out = tmp_path / "study"
+    run_study(base, space, trials=1, out=out, dataset=tiny, progress=False)
+    with pytest.raises(ConfigError, match=r"ran under other settings \(classes 'all' -> '2'\)"):
+        run_study(base.with_overrides({"classes": "2"}), space, trials=2, out=out, dataset=tiny, progress=False)
+    with pytest.raises(ConfigError, match=r"other settings \(limit None -> 20\)"):
+        run_study(base, space, trials=2, out=out, dataset=tiny, progress=False, trial_overrides={"limit": 20})
+    assert run_study(base, space, trials=2, out=out, dataset=tiny, progress=False).trials_total == 2  # same: fine
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "study.db").write_text("junk")
+    with pytest.raises(ConfigError, match="is not a readable optuna study"):
+        run_study(base, space, trials=1, out=damaged, dataset=tiny, progress=False)

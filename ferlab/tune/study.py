@@ -55,14 +55,20 @@ def open_study(out: Path, seed: int, *, n_existing: int = 0) -> Any:
     out.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{(out / 'study.db').resolve()}"
     # A heartbeat lets the next call mark trials of a killed process as failed instead of leaving them "running".
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
-    return optuna.create_study(
-        storage=storage, study_name=STUDY_NAME, direction="maximize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=seed + n_existing, n_startup_trials=5),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
-    )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
+        return optuna.create_study(
+            storage=storage, study_name=STUDY_NAME, direction="maximize", load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=seed + n_existing, n_startup_trials=5),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        )
+    except Exception as err:  # noqa: BLE001 - SQLAlchemy/sqlite raise their own types for a damaged file
+        if isinstance(err, ConfigError):
+            raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ConfigError(f"{out / 'study.db'} is not a readable optuna study ({first}); use another --out") from None
 
 
 def finished_trials(study: Any) -> list[Any]:
@@ -84,13 +90,31 @@ def _existing_count(out: Path) -> int:
     return len(finished_trials(open_study(out, 0)))
 
 
-def _check_same_model(study: Any, model: str, out: Path) -> None:
-    """A study tunes one model: continuing it with another would mix incomparable trials."""
+def _study_settings(trial_base: TrainConfig) -> dict[str, Any]:
+    """What makes trials comparable: the same data, classes and per-trial length."""
+    data = trial_base.data
+    if data and Path(data).expanduser().exists():
+        data = str(Path(data).expanduser().resolve())
+    return {"data": data, "classes": trial_base.classes, "image_size": trial_base.image_size,
+            "epochs": trial_base.epochs, "limit": trial_base.limit}
+
+
+def _check_same_study(study: Any, model: str, settings: dict[str, Any], out: Path) -> None:
+    """A study tunes one model on one task: continuing it with another model, other data, classes or trial length
+    would mix incomparable trials (and the pruner would compare them)."""
     previous = study.user_attrs.get("model")
     if previous is None:
         study.set_user_attr("model", model)
     elif previous != model:
         raise ConfigError(f"the study in {out} tunes '{previous}', not '{model}'; use another --out")
+    stored = study.user_attrs.get("settings")
+    if stored is None:  # a new study, or one from before settings were recorded
+        study.set_user_attr("settings", settings)
+        return
+    changed = [f"{k} {stored.get(k)!r} -> {v!r}" for k, v in settings.items() if stored.get(k) != v]
+    if changed:
+        raise ConfigError(f"the study in {out} ran under other settings ({'; '.join(changed)}); continue it with "
+                          "the same ones or use another --out")
 
 
 class _DropUserErrors(logging.Filter):
@@ -163,7 +187,7 @@ def run_study(base: TrainConfig, space: SearchSpace, *, trials: int, out: str | 
 
         dataset = load_dataset(trial_base, trial_base.image_size or 48)
     study = open_study(out, seed, n_existing=_existing_count(out))
-    _check_same_model(study, base.model, out)
+    _check_same_study(study, base.model, _study_settings(trial_base), out)
     done_before = len(finished_trials(study))
     remaining = trials - done_before
     if remaining > 0:
@@ -174,6 +198,11 @@ def run_study(base: TrainConfig, space: SearchSpace, *, trials: int, out: str | 
             study.optimize(_objective(trial_base, space, out, trainer, dataset, progress), n_trials=remaining,
                            timeout=None if time_budget_minutes is None else time_budget_minutes * 60,
                            show_progress_bar=False)
+        except ValueError as err:
+            if "dynamic value space" not in str(err):
+                raise
+            raise ConfigError(f"the search space differs from the one the study in {out} was run with "
+                              "(a parameter's choices changed); use its space or another --out") from None
         finally:
             trial_log.removeFilter(quiet)
     elif progress:
