@@ -137,3 +137,23 @@ def test_inputs_sharing_a_name_get_separate_overlays(tiny, tmp_path, capsys):
     overlays = [json.loads(line)["faces"][0]["overlay"] for line in capsys.readouterr().out.strip().splitlines()]
     assert [Path(p).name for p in overlays] == ["x_face0_gradcam.png", "x-2_face0_gradcam.png"]
     assert all(Path(p).is_file() for p in overlays)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--detector", "foo"], "unknown face detector 'foo'"),
+    (["--no-detect", "--model", "ONNX"], "has no torch network to explain"),
+])
+def test_a_bad_detector_or_model_is_one_error_not_one_per_image(tiny, tmp_path, capsys, extra, message):
+    from ferlab.export.onnx import export_onnx
+
+    onnx = tmp_path / "m.onnx"
+    export_onnx(str(tiny["ckpt"]), onnx)
+    for name in ("a.png", "b.png"):
+        Image.open(tiny["crop"]).save(tmp_path / name)
+    argv = ["explain", str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    argv += [str(onnx) if a == "ONNX" else a for a in extra]
+    if "--model" not in extra:
+        argv += ["--model", str(tiny["ckpt"])]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ferlab: error:") and message in err[0]

@@ -118,9 +118,13 @@ def _run_images(args: argparse.Namespace) -> int:
     from ferlab.errors import FerlabError
     from ferlab.explain.api import explain_image, overlay_png, require_torch_model, resolve_target
     from ferlab.io import atomic_write_bytes
+    from ferlab.predict.detectors import resolve_detector_name
 
     images = list_inputs(args.images, images_only=True)
+    if not args.no_detect:
+        resolve_detector_name(args.detector)  # an unknown detector: one line now, not one error per image
     predictor = _predictor(args.model)
+    require_torch_model(predictor.classifier)  # an ONNX or classical model cannot be explained: say so once
     resolve_target(tuple(predictor.classes), args.target)  # unknown target class: one-line error
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     network = require_torch_model(predictor.classifier) if args.features else None
