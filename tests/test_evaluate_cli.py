@@ -213,3 +213,20 @@ def test_compare_checks_the_readme_markers_before_evaluating(tiny, tmp_path, cap
     code, _, err = _run(capsys, "compare", tiny["run"], "--out", tmp_path / "board", "--readme", readme)
     assert code == 2 and "has no '<!-- leaderboard:start -->'" in err
     assert not (tmp_path / "board").exists()  # refused before any evaluation or file
+
+
+def test_a_suite_with_a_failed_experiment_writes_the_board_and_exits_non_zero(tiny, tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ndefaults: {epochs: 1, limit: 600, batch_size: 32}\n"
+                     "speed: {batch_size: 64, batches: 1, latency_runs: 5}\nexperiments:\n"
+                     "  - {name: good, model: sequential_small}\n"
+                     "  - {name: bad, model: sequential_small, teacher: /nonexistent/teacher.pt}\n")
+    code, _, err = _run(capsys, "compare", suite, "--data", tiny["data"], "--out", tmp_path / "board")
+    assert code == 1
+    assert err.strip().splitlines()[-1] == ("ferlab: error: 1 of 2 experiments failed: bad (reasons in the "
+                                            "leaderboard notes)")
+    rows = {r["experiment"]: r["status"] for r in json.loads((tmp_path / "board" / "leaderboard.json").read_text())
+            ["rows"]}
+    assert rows == {"good": "ok", "bad": "failed"}
+    code, _, err = _run(capsys, "compare", suite, "--data", tiny["data"], "--out", tmp_path / "board", "--only", ",")
+    assert code == 2 and "--only names no experiment" in err

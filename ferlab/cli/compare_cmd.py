@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 from pathlib import Path
 
 from ferlab.evaluate.suite import TTA_NAMES
@@ -80,8 +81,10 @@ def run(args: argparse.Namespace) -> int:
     if suite_path is not None:
         if not args.data:
             raise ConfigError("a suite needs --data SOURCE")
-        suite = load_suite(suite_path).select([n.strip() for n in args.only.split(",") if n.strip()]
-                                               if args.only else None)
+        only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only is not None else None
+        if only == []:
+            raise ConfigError("--only names no experiment; give NAME[,NAME...]")
+        suite = load_suite(suite_path).select(only)
         runs_dir = Path(args.runs) if args.runs else Path(args.out) / "runs"
         for folder in (Path(args.out), runs_dir):
             if folder.exists() and not folder.is_dir():
@@ -118,4 +121,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(leaderboard_markdown(rows, command=command), end="")
         print(f"leaderboard written to {paths['leaderboard.html']}")
+    failed = [r.experiment for r in rows if r.status == "failed"]
+    if failed:  # the board is written, but a script or CI must see that experiments did not run
+        print(f"ferlab: error: {len(failed)} of {len(rows)} experiments failed: {', '.join(failed)} "
+              "(reasons in the leaderboard notes)", file=sys.stderr)
+        return 1
     return 0 if any(r.status == "ok" for r in rows) else 1
