@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["atomic_path", "atomic_open", "atomic_write_text", "atomic_write_bytes", "atomic_write_json",
-           "read_yaml_file"]
+           "blocked_folder_message", "read_yaml_file"]
 
 
 def _current_umask() -> int:
@@ -60,6 +60,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, default: Callable[[Any], Any] | None = None) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=default) + "\n")
+
+
+def blocked_folder_message(path: str | os.PathLike) -> str | None:
+    """Why no folder can be made at `path` when `path` or one of its parents is an existing file, else None."""
+    blocking = next((p for p in (Path(path), *Path(path).parents) if p.is_file()), None)
+    return None if blocking is None else f"{blocking} is a file, so no folder can be made there"
 
 
 def read_yaml_file(path: str | os.PathLike, kind: str) -> Any:

@@ -86,9 +86,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--only names no experiment; give NAME[,NAME...]")
         suite = load_suite(suite_path).select(only)
         runs_dir = Path(args.runs) if args.runs else Path(args.out) / "runs"
-        for folder in (Path(args.out), runs_dir):
-            if folder.exists() and not folder.is_dir():
-                raise ConfigError(f"{folder} is a file, so no folder can be made there")
+        from ferlab.io import blocked_folder_message
+
+        for folder in (Path(args.out), runs_dir):  # training children would otherwise fail with tracebacks
+            if blocked := blocked_folder_message(folder):
+                raise ConfigError(blocked)
         from ferlab.data import load
 
         load(args.data, progress=not args.json)  # a bad --data fails here, before any run is planned or moved aside

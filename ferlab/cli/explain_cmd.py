@@ -124,10 +124,10 @@ def _run_images(args: argparse.Namespace) -> int:
     if not args.no_detect:
         resolve_detector_name(args.detector)  # an unknown detector: one line now, not one error per image
     predictor = _predictor(args.model)
-    require_torch_model(predictor.classifier)  # an ONNX or classical model cannot be explained: say so once
+    torch_net = require_torch_model(predictor.classifier)  # an ONNX or classical model: one line, once
     resolve_target(tuple(predictor.classes), args.target)  # unknown target class: one-line error
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
-    network = require_torch_model(predictor.classifier) if args.features else None
+    network = torch_net if args.features else None
     out = Path(args.out) if args.out else None
     done = 0
     taken: set[str] = set()  # output stems used so far: a/x.png and b/x.png must not overwrite each other

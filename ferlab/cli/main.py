@@ -74,15 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def os_error_text(err: OSError) -> str:
     """One line for a refused file operation: the path and the system's reason, naming the usual cause of
     FileExistsError/NotADirectoryError here, an output folder (`--out`) that is an existing file."""
-    from pathlib import Path
+    from ferlab.io import blocked_folder_message
 
     path = err.filename
     if path is None:
         return err.strerror or str(err) or type(err).__name__
-    blocking = next((p for p in (Path(path), *Path(path).parents) if p.is_file()), None)
-    if isinstance(err, FileExistsError | NotADirectoryError) and blocking is not None:
-        return f"{blocking} is a file, so no folder can be made there"
-    return f"{path}: {err.strerror or err}"
+    blocked = blocked_folder_message(path) if isinstance(err, FileExistsError | NotADirectoryError) else None
+    return blocked or f"{path}: {err.strerror or err}"
 
 
 if __name__ == "__main__":

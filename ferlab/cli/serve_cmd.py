@@ -56,9 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
-    for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--timeout", args.timeout)):
-        if not math.isfinite(value):
-            raise ConfigError(f"{flag} must be a finite number, got {value}")
+    if not math.isfinite(args.max_upload_mb):  # before the int() below; ServeSettings checks --timeout
+        raise ConfigError(f"--max-upload-mb must be a finite number, got {args.max_upload_mb}")
     settings = ServeSettings(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
                              max_concurrent_inferences=args.workers_concurrency, queue_size=args.queue_size,
                              request_timeout_s=args.timeout)

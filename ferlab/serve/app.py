@@ -140,7 +140,7 @@ def create_app(predictor: Any, *, settings: ServeSettings | None = None,
     install_error_handlers(app)
     _mount_docs(app)
 
-    async def _upload(request: Request) -> tuple[dict[str, FormPart], bytes, int, int]:
+    async def _upload(request: Request) -> tuple[dict[str, FormPart], bytes]:
         request.app.state.gate.check_capacity()  # refuse before reading megabytes we could not serve
         try:
             form = await asyncio.wait_for(read_multipart(request, settings.max_upload_bytes),
@@ -149,14 +149,14 @@ def create_app(predictor: Any, *, settings: ServeSettings | None = None,
             raise ApiError(408, "upload_timeout",
                            f"the upload did not arrive within {settings.request_timeout_s:g} s") from None
         data = bytes(_file_part(form).data)
-        _, width, height = check_header(data, settings.max_pixels)
-        return form, data, width, height
+        check_header(data, settings.max_pixels)  # not an image (415) or a bomb (413), before any decoding
+        return form, data
 
     @app.post("/v1/predict", response_model=PredictResponse, responses=_ERRORS,
               openapi_extra=_multipart_doc(_UPLOAD_FIELDS), summary="Emotion of every face in a photo")
     async def predict(request: Request) -> dict:
         start = time.perf_counter()
-        form, data, _, _ = await _upload(request)
+        form, data = await _upload(request)
         detect = _detect(form)
 
         def work() -> tuple[list, tuple[int, ...], float, float]:
@@ -174,7 +174,7 @@ def create_app(predictor: Any, *, settings: ServeSettings | None = None,
               openapi_extra=_multipart_doc(_EXPLAIN_FIELDS), summary="Heat map and facial-region shares for a face")
     async def explain(request: Request) -> dict:
         start = time.perf_counter()
-        form, data, _, _ = await _upload(request)
+        form, data = await _upload(request)
         face_index, target, method, detect = _face_index(form), _target(form, classes), _method(form), _detect(form)
 
         def work() -> tuple[Any, float]:

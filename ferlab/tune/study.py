@@ -65,8 +65,6 @@ def open_study(out: Path, seed: int, *, n_existing: int = 0) -> Any:
             pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
         )
     except Exception as err:  # noqa: BLE001 - SQLAlchemy/sqlite raise their own types for a damaged file
-        if isinstance(err, ConfigError):
-            raise
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise ConfigError(f"{out / 'study.db'} is not a readable optuna study ({first}); use another --out") from None
 
