@@ -194,6 +194,19 @@ def test_models_command_json(capsys):
         assert r["params"] == count_params(create_model(r["name"])) and r["mflops"] > 0
 
 
+def test_models_command_lists_classical_baselines(capsys):
+    """hog_svm/landmark_svm are trainable by name, so the zoo lists them (size unknown until fitted)."""
+    assert main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {"hog_svm", "landmark_svm"} <= set(rows) and set(list_models()) <= set(rows)
+    assert rows["hog_svm"]["family"] == "classical" and rows["hog_svm"]["params"] is None
+    assert rows["hog_svm"]["mflops"] is None and rows["hog_svm"]["description"].startswith("HOG")
+    assert main(["models", "*svm"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in table[1:]] == ["hog_svm", "landmark_svm"]
+    assert table[1].split()[2:4] == ["-", "-"]
+
+
 def test_models_command_table_and_error(capsys):
     assert main(["models", "mini_xception"]) == 0
     out = capsys.readouterr().out.splitlines()

@@ -1,4 +1,8 @@
-"""The zoo at a glance: one summary row per registered model (size, cost, input), as data, text or Markdown."""
+"""The zoo at a glance: one summary row per registered model (size, cost, input), as data, text or Markdown.
+
+Torch models are built and measured; classical baselines (`hog_svm`, `landmark_svm`) are listed after them with no
+parameter count or MFLOPs, because their size is only known once fitted on data.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 from ferlab.errors import ModelError
 
-__all__ = ["ModelSummary", "summarize", "catalog", "format_catalog"]
+__all__ = ["ModelSummary", "summarize", "summarize_classical", "catalog", "format_catalog"]
 
 
 @dataclass(frozen=True)
@@ -16,8 +20,8 @@ class ModelSummary:
 
     name: str
     family: str
-    params: int
-    mflops: float  # forward FLOPs (2 x multiply-adds) / 1e6 for one image at `input_size`
+    params: int | None  # None for a classical baseline (its size depends on the data it is fitted on)
+    mflops: float | None  # forward FLOPs (2 x multiply-adds) / 1e6 for one image at `input_size`; None: classical
     input_size: tuple[int, int, int]
     description: str
 
@@ -39,23 +43,36 @@ def summarize(name: str, **kwargs: object) -> ModelSummary:
                         tuple(cfg.input_size), cfg.description)
 
 
+def summarize_classical(name: str) -> ModelSummary:
+    """The row of a classical baseline: family, description and the 48x48 grayscale faces it is trained on."""
+    from ferlab.models.classical import get_classical_spec
+
+    spec = get_classical_spec(name)
+    return ModelSummary(name, spec.family, None, None, (1, 48, 48), spec.description)
+
+
 def catalog(pattern: str = "*", progress: bool = False) -> list[ModelSummary]:
-    """Summaries of every model matching `pattern` (shell-style); ModelError when none matches."""
+    """Summaries of every model matching `pattern` (shell-style), torch models first; ModelError when none matches."""
     from ferlab.models._registry import list_models
+    from ferlab.models.classical import list_classical
 
     names = list_models(pattern)
-    if not names:
-        raise ModelError(f"no model matches '{pattern}'; known: {', '.join(list_models())}")
+    classical = list_classical(pattern)
+    if not names and not classical:
+        known = ", ".join(list_models() + list_classical())
+        raise ModelError(f"no model matches '{pattern}'; known: {known}")
     if progress:
         from tqdm import tqdm
 
         names = tqdm(names, desc="models", unit="model", leave=False)
-    return [summarize(n) for n in names]
+    return [summarize(n) for n in names] + [summarize_classical(n) for n in classical]
 
 
 def _cells(row: ModelSummary) -> list[str]:
     c, h, w = row.input_size
-    return [row.name, row.family, f"{row.params / 1e6:.2f} M", f"{row.mflops:,.1f}", f"{c}x{h}x{w}", row.description]
+    params = "-" if row.params is None else f"{row.params / 1e6:.2f} M"
+    mflops = "-" if row.mflops is None else f"{row.mflops:,.1f}"
+    return [row.name, row.family, params, mflops, f"{c}x{h}x{w}", row.description]
 
 
 _HEADER = ["name", "family", "params", "MFLOPs", "input", "description"]
