@@ -28,6 +28,7 @@ def test_json_lines_with_region_shares_and_overlays(tiny, tmp_path, capsys):
     assert good["error"] is None and len(good["faces"]) == 1
     face = good["faces"][0]
     assert face["predicted"] in CLASSES and face["target"] == face["predicted"]
+    assert face["label"] == face["predicted"]  # the field name predict --json and POST /v1/explain use
     assert set(face["probs"]) == set(CLASSES)
     assert {"brows", "eyes", "nose", "mouth"} <= set(face["regions"])
     assert sum(face["regions"].values()) == pytest.approx(1.0, abs=1e-3)

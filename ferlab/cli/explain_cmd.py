@@ -141,7 +141,8 @@ def _run_images(args: argparse.Namespace) -> int:
             record["error"] = str(err)
             explanations = []
         for k, ex in enumerate(explanations):
-            face = {"box": list(ex.box) if ex.box else None, "predicted": ex.predicted,
+            # `label` is the name predict and the REST API use; `predicted` stays for existing readers.
+            face = {"box": list(ex.box) if ex.box else None, "label": ex.predicted, "predicted": ex.predicted,
                     "probs": _round(ex.probs), "target": ex.target, "regions": _round(ex.regions),
                     "regions_per_area": _round(ex.regions_per_area)}
             if out is not None and ex.face is not None:
