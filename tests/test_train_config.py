@@ -110,6 +110,27 @@ def test_train_cli_reads_out_from_a_base_config(tmp_path):
     assert _yaml_has(str(tmp_path / "b.yaml"), "out") and not _yaml_has(str(tmp_path / "b.yaml"), "data")
 
 
+def test_default_model_note_only_when_nothing_chose_a_model(tmp_path, capsys):
+    from ferlab.cli.main import main
+    from ferlab.train.config import default_model_note
+
+    (tmp_path / "a.yaml").write_text("model: mini_xception\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\nepochs: 2\n")
+    (tmp_path / "c.yaml").write_text("epochs: 2\n")
+    assert default_model_note(None, {"model": "vgg_fer"}) is None
+    assert default_model_note(str(tmp_path / "b.yaml"), {}) is None  # chosen by the base file
+    for path in (None, str(tmp_path / "c.yaml")):
+        assert "no --model given; using the default 'simple_cnn'" in default_model_note(path, {})
+    # the CLI prints it before anything else happens (here tune stops at --show-space, train at its missing --data)
+    assert main(["tune", "--show-space"]) == 0
+    assert "no --model given; using the default 'simple_cnn'" in capsys.readouterr().err
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "using the default 'simple_cnn'" in err and "no training data" in err
+    assert main(["tune", "--model", "mini_xception", "--show-space"]) == 0
+    assert "note" not in capsys.readouterr().err
+
+
 def test_parse_overrides():
     assert parse_overrides(["lr=0.01", "mixup=0", "pretrained=null", "classes=4", "model=vgg_fer"]) == {
         "lr": 0.01, "mixup": 0, "pretrained": None, "classes": 4, "model": "vgg_fer"}

@@ -94,7 +94,7 @@ def _yaml_has(path: str | None, key: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from ferlab.errors import ConfigError
-    from ferlab.train.config import TrainConfig
+    from ferlab.train.config import TrainConfig, default_model_note
     from ferlab.train.fit import fit
 
     overrides = _overrides(args)
@@ -106,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
         run_dir = fit(cfg, resume=True)
     else:
         cfg = TrainConfig.from_yaml(args.config, overrides)
+        note = default_model_note(args.config, overrides)
+        if note:
+            print(note, file=sys.stderr)
         if not cfg.data:
             raise ConfigError("no training data: give --data SOURCE (or `data:` in --config)")
         if "out" not in overrides and not _yaml_has(args.config, "out"):

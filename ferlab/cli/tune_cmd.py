@@ -63,12 +63,16 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from ferlab.errors import ConfigError
-    from ferlab.train.config import TrainConfig
+    from ferlab.train.config import TrainConfig, default_model_note
     from ferlab.tune.space import load_space
     from ferlab.tune.study import run_study
 
-    base = TrainConfig.from_yaml(args.config, _base_overrides(args))
+    overrides = _base_overrides(args)
+    base = TrainConfig.from_yaml(args.config, overrides)
     space = load_space(args.space, base.model)
+    note = default_model_note(args.config, overrides)
+    if note:
+        print(note, file=sys.stderr)
     if args.show_space:
         print(yaml.safe_dump(space.to_dict(), sort_keys=False), end="")
         return 0

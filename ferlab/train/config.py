@@ -111,6 +111,17 @@ class TrainConfig:
 BASE_KEY = "base"
 
 
+def default_model_note(config_path: str | None, overrides: dict[str, Any]) -> str | None:
+    """A note naming the default model when neither the flags nor the config file chose one, else None.
+
+    Training the registry's default silently surprised users who forgot --model.
+    """
+    if "model" in overrides or (config_path and "model" in read_config_mapping(config_path)):
+        return None
+    return (f"ferlab: note: no --model given; using the default '{TrainConfig.model}' "
+            "(`ferlab models` lists the others)")
+
+
 def read_config_mapping(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A config file's values over those of its `base:` file (recursively); mappings (model_kwargs,
     augment_options) merge key by key, anything else is replaced. ConfigError for a missing, unreadable or
