@@ -155,10 +155,14 @@ def test_eval_bad_input_is_one_line_error(case, tiny, tmp_path, capsys):
 
 def test_compare_run_dirs_writes_leaderboard(tiny, tmp_path, capsys):
     out_dir = tmp_path / "board"
-    code, out, _ = _run(capsys, "compare", tiny["run"], "--out", out_dir, "--json")
+    # the same run named twice (once through a longer path) is ranked once
+    again = tiny["run"].parent / "." / tiny["run"].name
+    code, out, err = _run(capsys, "compare", tiny["run"], again, "--out", out_dir, "--json")
     assert code == 0
     rows = json.loads(out)
     assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["model"] == "sequential_small"
+    assert "1 repeated run directory left out" in err
+    assert rows[0]["classes"] == "4"  # trained on all of the data's 4 classes: the count, not "all"
     assert rows[0]["params"] > 0 and rows[0]["mflops"] > 0 and rows[0]["latency_ms"] > 0
     with open(out_dir / "leaderboard.csv", newline="") as fh:
         table = list(csv.DictReader(fh))

@@ -232,6 +232,12 @@ class _DataCache:
         return self._loaded[key]
 
 
+def _classes_cell(scheme: Any, classes: list[str]) -> str:
+    """The leaderboard's `classes` cell: the run's class scheme, or its number of classes when it trained on all of
+    the data's own ("all" said nothing a reader could compare)."""
+    return str(len(classes)) if scheme in (None, "all") else str(scheme)
+
+
 def evaluate_run(run_dir: Path, *, name: str, data: str | Path | None, tta: str, speed: SpeedConfig,
                  cache: _DataCache, report_dir: Path | None, progress: bool) -> LeaderboardRow:
     """Evaluate run_dir/best.pt on the test split, time it, and read training cost from summary.json."""
@@ -257,7 +263,7 @@ def evaluate_run(run_dir: Path, *, name: str, data: str | Path | None, tta: str,
     if not summary.get("finished"):
         notes.append("run not finished")
     return LeaderboardRow(
-        experiment=name, model=clf.model_name, classes=str(config.get("classes", ",".join(clf.classes))),
+        experiment=name, model=clf.model_name, classes=_classes_cell(config.get("classes"), clf.classes),
         accuracy=report.accuracy, macro_f1=report.macro_f1, leakage_free_accuracy=report.leakage_free_accuracy,
         params=count_parameters(clf) or summary.get("params"), mflops=model_mflops(clf),
         train_seconds=train_seconds, epochs=epochs,
@@ -281,7 +287,7 @@ def run_suite(suite: Suite, data: str | Path, runs_dir: str | Path, *, progress:
     for plan in plan_suite(suite, data, runs_dir):
         exp = plan.experiment
         opts = exp.options
-        base = {"experiment": exp.name, "model": str(opts["model"]), "classes": str(opts.get("classes", "7")),
+        base = {"experiment": exp.name, "model": str(opts["model"]), "classes": str(opts.get("classes", "all")),
                 "tta": exp.tta, "run_dir": str(plan.run_dir)}
         if plan.action == "skip":
             _log(f"{exp.name}: skipped ({plan.note})")
@@ -297,7 +303,7 @@ def run_suite(suite: Suite, data: str | Path, runs_dir: str | Path, *, progress:
             _log(f"{exp.name}: failed: {err}")
             rows.append(LeaderboardRow(**base, status="failed", note=str(err).splitlines()[0][:300]))
             continue
-        rows.append(replace(row, classes=base["classes"], note=exp.note or row.note))
+        rows.append(replace(row, note=exp.note or row.note))
     return rows
 
 
@@ -306,6 +312,12 @@ def rows_from_runs(run_dirs: list[str | Path], out: str | Path, *, data: str | P
     """Leaderboard rows from existing run directories (each must hold summary.json and a checkpoint)."""
     cache = _DataCache(progress)
     rows = []
+    first_mention: dict[Path, str | Path] = {}
+    for r in run_dirs:
+        first_mention.setdefault(Path(r).resolve(), r)
+    if repeated := len(run_dirs) - len(first_mention):
+        _log(f"{repeated} repeated run director{'y' if repeated == 1 else 'ies'} left out: each run is ranked once")
+    run_dirs = list(first_mention.values())
     names = [Path(r).resolve().name for r in run_dirs]
     for run_dir, name in zip(run_dirs, names, strict=True):
         path = Path(run_dir)
