@@ -30,7 +30,23 @@ def test_defaults_merge_and_overrides():
     assert a.options == {"model": "simple_cnn", "epochs": 2, "augment": "none"}
     assert b.options["epochs"] == 3 and b.tta == "flip"
     cfg = b.train_config("data.zip", "out/runs/b")
-    assert (cfg.model, cfg.epochs, cfg.data, cfg.out) == ("mini_xception", 3, "data.zip", "out/runs/b")
+    assert (cfg.model, cfg.epochs, cfg.data, cfg.out) == ("mini_xception", 3, str(Path("data.zip").resolve()),
+                                                           "out/runs/b")
+
+
+def test_a_finished_run_is_reused_from_another_folder_with_another_relative_data_path(tmp_path, monkeypatch):
+    """config.yaml records the data as an absolute path, so the plan does not see a changed config."""
+    suite = parse_suite({"experiments": [{"name": "s", "model": "simple_cnn", "epochs": 1}]})
+    (tmp_path / "data.zip").write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cfg = suite.experiments[0].train_config("data.zip", tmp_path / "runs" / "s")
+    (tmp_path / "runs" / "s").mkdir(parents=True)
+    (tmp_path / "runs" / "s" / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    (tmp_path / "runs" / "s" / "summary.json").write_text('{"finished": true}')
+    monkeypatch.chdir(tmp_path / "sub")
+    assert [p.action for p in plan_suite(suite, "../data.zip", tmp_path / "runs")] == ["reuse"]
+    assert [p.action for p in plan_suite(suite, "other.zip", tmp_path / "runs")] == ["retrain"]
 
 
 @pytest.mark.parametrize("raw, message", [

@@ -63,10 +63,15 @@ class Experiment:
         return self.options.get("pretrained")
 
     def train_config(self, data: str | Path, out: str | Path):  # noqa: ANN201 - ferlab.train.TrainConfig
-        """The resolved TrainConfig of this experiment for a data source and run directory."""
+        """The resolved TrainConfig of this experiment for a data source and run directory.
+
+        The data path is made absolute, so the run's config.yaml names the same data whichever folder a later
+        `ferlab compare` runs from (a relative path made it look changed, and the run was retrained).
+        """
         from ferlab.train.config import TrainConfig
 
-        return TrainConfig.from_dict({**self.options, "data": str(data), "out": str(out)})
+        return TrainConfig.from_dict({**self.options, "data": str(Path(data).expanduser().resolve()),
+                                      "out": str(out)})
 
 
 class _Frozen(str):
