@@ -221,10 +221,11 @@ def test_compare_checks_the_readme_markers_before_evaluating(tiny, tmp_path, cap
 
 def test_a_suite_with_a_failed_experiment_writes_the_board_and_exits_non_zero(tiny, tmp_path, capsys):
     suite = tmp_path / "s.yaml"
+    (tmp_path / "teacher.pt").write_bytes(b"not a checkpoint")  # exists, so only training finds it unusable
     suite.write_text("name: s\ndefaults: {epochs: 1, limit: 600, batch_size: 32}\n"
                      "speed: {batch_size: 64, batches: 1, latency_runs: 5}\nexperiments:\n"
                      "  - {name: good, model: sequential_small}\n"
-                     "  - {name: bad, model: sequential_small, teacher: /nonexistent/teacher.pt}\n")
+                     f"  - {{name: bad, model: sequential_small, teacher: {tmp_path / 'teacher.pt'}}}\n")
     code, _, err = _run(capsys, "compare", suite, "--data", tiny["data"], "--out", tmp_path / "board")
     assert code == 1
     assert err.strip().splitlines()[-1] == ("ferlab: error: 1 of 2 experiments failed: bad (reasons in the "
@@ -234,3 +235,26 @@ def test_a_suite_with_a_failed_experiment_writes_the_board_and_exits_non_zero(ti
     assert rows == {"good": "ok", "bad": "failed"}
     code, _, err = _run(capsys, "compare", suite, "--data", tiny["data"], "--out", tmp_path / "board", "--only", ",")
     assert code == 2 and "--only names no experiment" in err
+
+
+def test_a_suite_with_experiments_that_cannot_run_is_refused_before_anything_trains(tiny, tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\ndefaults: {epochs: 1}\nexperiments:\n"
+                     "  - {name: good, model: sequential_small}\n"
+                     "  - {name: scheme, model: sequential_small, classes: bogus}\n"
+                     "  - {name: manifest, model: sequential_small, manifest: /nonexistent/clean.json}\n"
+                     "  - {name: teacher, model: sequential_small, teacher: /nonexistent/teacher.pt}\n"
+                     "  - {name: option, model: sequential_small, model_kwargs: {bogus: 1}}\n"
+                     # a teacher that an earlier experiment of the suite will write is not a problem
+                     f"  - {{name: student, model: sequential_small, teacher: {tmp_path / 'runs' / 'good'}}}\n")
+    for extra in ([], ["--dry-run"]):
+        code, out, err = _run(capsys, "compare", suite, "--data", tiny["data"], "--out", tmp_path / "board",
+                              "--runs", tmp_path / "runs", *extra)
+        lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("ferlab:")]
+        assert code == 2 and out == "" and len(lines) == 1, err  # (besides the data's progress bar)
+        assert lines[0].startswith("ferlab: error: 4 of 6 experiments cannot run, nothing was trained: ")
+        for reason in ("scheme: class scheme 'bogus'", "manifest: manifest not found", "teacher: teacher not found",
+                       "option: model 'sequential_small' has no option bogus"):
+            assert reason in lines[0]
+        assert "student" not in lines[0] and "good" not in lines[0]
+        assert not (tmp_path / "runs").exists() and not (tmp_path / "board").exists()

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from ferlab.errors import ConfigError
-    from ferlab.evaluate.compare import plan_suite, rows_from_runs, run_suite
+    from ferlab.evaluate.compare import plan_suite, preflight, rows_from_runs, run_suite
     from ferlab.evaluate.leaderboard import leaderboard_markdown, merge_leaderboard, splice_readme, write_leaderboard
     from ferlab.evaluate.report import json_safe
     from ferlab.evaluate.suite import load_suite
@@ -93,7 +93,10 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError(blocked)
         from ferlab.data import load
 
-        load(args.data, progress=not args.json)  # a bad --data fails here, before any run is planned or moved aside
+        dataset = load(args.data, progress=not args.json)  # a bad --data fails here, before any run is touched
+        if problems := preflight(suite, args.data, dataset, runs_dir):
+            raise ConfigError(f"{len(problems)} of {len(suite.experiments)} experiments cannot run, nothing was "
+                              "trained: " + "; ".join(problems))
         if args.dry_run:
             plans = plan_suite(suite, args.data, runs_dir)
             if args.json:

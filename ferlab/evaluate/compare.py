@@ -19,7 +19,8 @@ import yaml
 from ferlab.errors import ConfigError, FerlabError
 from ferlab.evaluate.suite import Experiment, SpeedConfig, Suite
 
-__all__ = ["LeaderboardRow", "PlannedRun", "plan_suite", "run_suite", "rows_from_runs", "is_run_dir", "earlier_stages"]
+__all__ = ["LeaderboardRow", "PlannedRun", "plan_suite", "preflight", "run_suite", "rows_from_runs", "is_run_dir",
+           "earlier_stages"]
 
 #: Config fields that do not change what a run learns; ignored when deciding whether to re-use a run.
 _IGNORED_FIELDS = ("progress", "threads", "device", "out")
@@ -161,6 +162,52 @@ def plan_suite(suite: Suite, data: str | Path, runs_dir: str | Path) -> list[Pla
         else:
             plans.append(PlannedRun(exp, run_dir, "resume" if (run_dir / "last.pt").is_file() else "train"))
     return plans
+
+
+def preflight(suite: Suite, data: str | Path, dataset: Any, runs_dir: str | Path) -> list[str]:
+    """What would make an experiment fail, found before anything trains: one `name: reason` per bad experiment.
+
+    Checks each experiment's class scheme, limit and validation carve on the loaded data, its cleaning manifest,
+    its teacher (unless an earlier experiment of the suite writes it under `runs_dir`) and its model with its
+    options. Without this, a typo in the last experiment surfaced only after the others had trained for hours.
+    """
+    runs = Path(runs_dir).expanduser().resolve()
+    problems = []
+    for exp in suite.experiments:
+        try:
+            _preflight_one(exp.train_config(data, runs / exp.name), dataset, runs)
+        except FerlabError as err:
+            problems.append(f"{exp.name}: {str(err).splitlines()[0]}")
+    return problems
+
+
+def _preflight_one(cfg: Any, dataset: Any, runs: Path) -> None:
+    import warnings
+
+    import torch
+
+    from ferlab.data.manifest import apply_manifest
+    from ferlab.models import create_model, get_model_config
+    from ferlab.models.classical import create_estimator, is_classical
+    from ferlab.train.data_prep import training_splits
+
+    if cfg.manifest:
+        with warnings.catch_warnings():  # a fingerprint mismatch is the training run's warning to give
+            warnings.simplefilter("ignore")
+            dataset = apply_manifest(dataset, cfg.manifest)
+    classes = training_splits(dataset, cfg.to_dict()).classes
+    if cfg.teacher:
+        teacher = Path(cfg.teacher).expanduser().resolve()
+        if not teacher.exists() and not teacher.is_relative_to(runs):
+            raise ConfigError(f"teacher not found: {cfg.teacher}")
+    if is_classical(cfg.model):
+        create_estimator(cfg.model, **cfg.model_kwargs)
+        return
+    kwargs = dict(cfg.model_kwargs)
+    if cfg.image_size and cfg.image_size != get_model_config(cfg.model).input_size[1]:
+        kwargs.setdefault("input_size", cfg.image_size)
+    with torch.random.fork_rng():  # building initialises weights: leave the caller's RNG alone
+        create_model(cfg.model, num_classes=len(classes), **kwargs)
 
 
 def _move_aside(run_dir: Path) -> Path:
