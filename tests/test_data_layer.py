@@ -227,6 +227,21 @@ def test_audit_finds_exactly_the_planted_problems():
     assert report["class_counts"]["test"] == {"angry": 1, "disgust": 0, "fear": 1, "happy": 0}
 
 
+def test_blank_images_are_blank_not_near_duplicates_of_each_other():
+    """Constant images all share one perceptual hash; a brightened copy of a real face still is a near duplicate."""
+    from ferlab.data.loader import content_hashes
+
+    rng = np.random.default_rng(1)
+    face = rng.integers(0, 200, (48, 48), dtype=np.uint8)
+    images = np.stack([np.full((48, 48), 10, np.uint8), np.full((48, 48), 200, np.uint8), face, face + 20,
+                       rng.integers(0, 255, (48, 48), dtype=np.uint8)])
+    ds = FaceDataset(images=images, labels=np.zeros(5, int), splits=np.array(["train"] * 5), classes=EMOTIONS[:2],
+                     ids=np.array([f"s{i}" for i in range(5)]), hashes=content_hashes(images), source="crafted")
+    report = audit(ds).to_dict()
+    assert report["blank_images"] == ["s0", "s1"]
+    assert report["near_duplicate_groups"] == [["s2", "s3"]]
+
+
 def test_clean_policy_never_touches_test_and_drops_what_it_says():
     ds = _crafted()
     excluded = clean_exclusions(ds, audit(ds), ["duplicates", "blank", "conflicts", "leakage"])

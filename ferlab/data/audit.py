@@ -6,7 +6,8 @@ Rules (documented because they decide what cleaning removes):
 - *cross-split duplicates* (leakage): an exact-duplicate group with members in two or more splits.
 - *label conflicts*: an exact-duplicate group whose members carry different labels.
 - *near duplicates*: same 64-bit DCT perceptual hash (pHash of the 32x32 area-resized image) but different
-  pixels, e.g. re-encoded or slightly brightened copies.
+  pixels, e.g. re-encoded or slightly brightened copies. Blank images are left out: a constant image has no
+  structure to hash, so any two of them would match whatever their grey level (they are reported as blank).
 """
 
 from __future__ import annotations
@@ -88,10 +89,12 @@ def audit(ds: FaceDataset, *, near_duplicates: bool = True) -> AuditReport:
     cross = [g for g in exact if len(set(ds.splits[g].tolist())) > 1]
     conflicts = [g for g in exact if len(set(ds.labels[g].tolist())) > 1]
     near: list[np.ndarray] = []
-    if near_duplicates and len(ds):
-        for g in _groups(perceptual_hashes(ds.images)):
-            if len(set(ds.hashes[g].tolist())) > 1:  # not merely an exact-duplicate group
-                near.append(g)
+    structured = np.setdiff1d(np.arange(len(ds)), blank)
+    if near_duplicates and len(structured):
+        for g in _groups(perceptual_hashes(ds.images[structured])):
+            members = structured[g]
+            if len(set(ds.hashes[members].tolist())) > 1:  # not merely an exact-duplicate group
+                near.append(members)
     totals = np.bincount(ds.labels[ds.labels >= 0], minlength=len(ds.classes)) if len(ds) else np.zeros(0)
     imbalance = {}
     if totals.size and totals.sum():
