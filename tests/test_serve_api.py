@@ -281,6 +281,41 @@ def test_back_pressure_503_when_saturated_then_recovers():
         assert post_file(c, "/v1/predict", png_bytes()).status_code == 200
 
 
+def test_an_upload_still_arriving_holds_a_place_so_further_requests_get_503(monkeypatch):
+    """Uploads in flight count against the limit: otherwise any number of bodies could be read into memory at once."""
+    import asyncio
+
+    import ferlab.serve.app as app_module
+
+    arriving, arrive = threading.Event(), threading.Event()
+    real_read = app_module.read_multipart
+
+    async def slow_read(request, limit):
+        arriving.set()
+        while not arrive.is_set():  # the body is still on its way
+            await asyncio.sleep(0.01)
+        return await real_read(request, limit)
+
+    monkeypatch.setattr(app_module, "read_multipart", slow_read)
+    app = create_app(FakePredictor(), settings=ServeSettings(max_concurrent_inferences=1, queue_size=0))
+    with TestClient(app) as c:
+        first: dict = {}
+        worker = threading.Thread(target=lambda: first.update(resp=post_file(c, "/v1/predict", png_bytes())))
+        worker.start()
+        try:
+            assert arriving.wait(10), "the first upload never started"
+            assert c.get("/healthz").json()["busy"] == 1
+            assert_error(post_file(c, "/v1/explain", png_bytes()), 503, "overloaded")
+        finally:
+            arrive.set()
+            worker.join(10)
+        assert first["resp"].status_code == 200 and c.get("/healthz").json()["busy"] == 0
+        monkeypatch.setattr(app_module, "read_multipart", real_read)
+        assert post_file(c, "/v1/predict", png_bytes()).status_code == 200
+        assert_error(post_file(c, "/v1/predict", b"not an image"), 415, "unsupported_media_type")
+        assert c.get("/healthz").json()["busy"] == 0  # a refused upload gives its place back
+
+
 def test_timeout_is_504():
     predictor = FakePredictor(release=threading.Event())
     app = create_app(predictor, settings=ServeSettings(request_timeout_s=0.2))

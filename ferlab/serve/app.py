@@ -141,7 +141,7 @@ def create_app(predictor: Any, *, settings: ServeSettings | None = None,
     _mount_docs(app)
 
     async def _upload(request: Request) -> tuple[dict[str, FormPart], bytes]:
-        request.app.state.gate.check_capacity()  # refuse before reading megabytes we could not serve
+        """The form and its image bytes; call inside `gate.admission()`, so a refused request reads nothing."""
         try:
             form = await asyncio.wait_for(read_multipart(request, settings.max_upload_bytes),
                                           settings.request_timeout_s)
@@ -156,15 +156,17 @@ def create_app(predictor: Any, *, settings: ServeSettings | None = None,
               openapi_extra=_multipart_doc(_UPLOAD_FIELDS), summary="Emotion of every face in a photo")
     async def predict(request: Request) -> dict:
         start = time.perf_counter()
-        form, data = await _upload(request)
-        detect = _detect(form)
+        gate = request.app.state.gate
+        async with gate.admission():  # held from before the upload is read until the answer
+            form, data = await _upload(request)
+            detect = _detect(form)
 
-        def work() -> tuple[list, tuple[int, ...], float, float]:
-            image, decode_ms = timed(decode_image, data, settings.max_pixels)
-            faces, infer_ms = timed(predictor.predict, image, detect=detect)
-            return faces, image.shape, decode_ms, infer_ms
+            def work() -> tuple[list, tuple[int, ...], float, float]:
+                image, decode_ms = timed(decode_image, data, settings.max_pixels)
+                faces, infer_ms = timed(predictor.predict, image, detect=detect)
+                return faces, image.shape, decode_ms, infer_ms
 
-        faces, shape, decode_ms, infer_ms = await request.app.state.gate.run(work)
+            faces, shape, decode_ms, infer_ms = await gate.run(work, admitted=True)
         total = (time.perf_counter() - start) * 1000.0
         # the decoded, upright frame (EXIF orientation applied) that the boxes are in, not the stored one
         return {"faces": [face_to_json(f) for f in faces], "image": {"width": shape[1], "height": shape[0]},
@@ -174,15 +176,18 @@ def create_app(predictor: Any, *, settings: ServeSettings | None = None,
               openapi_extra=_multipart_doc(_EXPLAIN_FIELDS), summary="Heat map and facial-region shares for a face")
     async def explain(request: Request) -> dict:
         start = time.perf_counter()
-        form, data = await _upload(request)
-        face_index, target, method, detect = _face_index(form), _target(form, classes), _method(form), _detect(form)
+        gate = request.app.state.gate
+        async with gate.admission():
+            form, data = await _upload(request)
+            face_index, target = _face_index(form), _target(form, classes)
+            method, detect = _method(form), _detect(form)
 
-        def work() -> tuple[Any, float]:
-            image = decode_image(data, settings.max_pixels)
-            return timed(explainer, predictor, image, face_index=face_index, target=target, method=method,
-                         detect=detect)
+            def work() -> tuple[Any, float]:
+                image = decode_image(data, settings.max_pixels)
+                return timed(explainer, predictor, image, face_index=face_index, target=target, method=method,
+                             detect=detect)
 
-        result, explain_ms = await request.app.state.gate.run(work)
+            result, explain_ms = await gate.run(work, admitted=True)
         total = (time.perf_counter() - start) * 1000.0
         return {**result.to_json(), "timing_ms": {"explain": round(explain_ms, 2), "total": round(total, 2)}}
 
