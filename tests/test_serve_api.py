@@ -230,8 +230,17 @@ def test_not_multipart_is_415(client):
 def test_malformed_multipart_is_400(client):
     resp = client.post("/v1/predict", content=b"--b\r\nnot a header line without colon\r\n\r\n",
                        headers={"content-type": "multipart/form-data; boundary=b"})
-    assert resp.status_code in (400, 422), resp.text
-    assert set(resp.json()) == {"error"}
+    assert_error(resp, 400, "malformed_form")
+
+
+def test_a_truncated_upload_is_400_not_a_missing_file(client):
+    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\nContent-Type: image/png\r\n\r\n'
+    whole = head + png_bytes() + b"\r\n--b--\r\n"
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    assert client.post("/v1/predict", content=whole, headers=headers).status_code == 200
+    for cut in (len(head) - 10, len(head) + 30, len(whole) - 5):
+        body = assert_error(client.post("/v1/predict", content=whole[:cut], headers=headers), 400, "malformed_form")
+        assert "truncated" in body["error"]["message"]
 
 
 @pytest.mark.parametrize(("form", "code"), [

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParseError, MultipartParser, MultipartState, parse_options_header
 
 from ferlab.serve.errors import ApiError
 
@@ -110,6 +110,8 @@ async def read_multipart(request: Request, max_file_bytes: int) -> dict[str, For
         parser.finalize()
     except MultipartParseError as err:
         raise ApiError(400, "malformed_form", f"multipart body cannot be parsed: {err}") from err
+    if parser.state != MultipartState.END:  # a cut-off body looked like a form without its file (422 missing_file)
+        raise ApiError(400, "malformed_form", "multipart body ends before its closing boundary (truncated upload?)")
     form: dict[str, FormPart] = {}
     for part in collector.parts:
         form.setdefault(part.name, part)
