@@ -254,6 +254,18 @@ def test_explain_bad_fields_are_422(client, form, code):
     assert_error(post_file(client, "/v1/explain", png_bytes(), **form), 422, code)
 
 
+def test_fields_may_come_as_query_parameters_and_the_form_wins(client):
+    assert post_file(client, "/v1/explain?method=ig&target=sad", png_bytes()).json()["method"] == "ig"
+    assert post_file(client, "/v1/explain?target=sad", png_bytes()).json()["target"] == "sad"
+    assert post_file(client, "/v1/explain?method=ig", png_bytes(), method="occlusion").json()["method"] == "occlusion"
+    assert_error(post_file(client, "/v1/explain?method=telepathy", png_bytes()), 422, "bad_method")
+    assert_error(post_file(client, "/v1/explain?face_index=-2", png_bytes()), 422, "bad_face_index")
+    assert_error(post_file(client, "/v1/predict?detect=maybe", png_bytes()), 422, "bad_detect")
+    assert post_file(client, "/v1/predict?detect=false&unrelated=1", png_bytes()).status_code == 200
+    spec = client.get("/openapi.json").json()["paths"]["/v1/explain"]["post"]
+    assert {p["name"] for p in spec["parameters"]} == {"face_index", "target", "method", "detect"}
+
+
 def test_unknown_route_and_method_are_json(client):
     assert_error(client.get("/v1/nothing"), 404, "not_found")
     assert_error(client.get("/v1/predict"), 405, "method_not_allowed")

@@ -45,9 +45,21 @@ _EXPLAIN_FIELDS = {
 
 
 def _multipart_doc(fields: dict) -> dict:
-    """OpenAPI request body for a multipart form we parse ourselves (so the docs page can upload)."""
+    """OpenAPI request body for a multipart form we parse ourselves (so the docs page can upload), plus the same
+    fields as optional query parameters (a form field of the same name wins)."""
     schema = {"type": "object", "required": ["file"], "properties": fields}
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+    query = [{"name": name, "in": "query", "required": False, "schema": spec}
+             for name, spec in fields.items() if name != "file"]
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}},
+            "parameters": query}
+
+
+def _with_query_fields(form: dict[str, FormPart], request: Request, fields: dict) -> dict[str, FormPart]:
+    """The form, completed by query parameters named like its fields (`/v1/explain?method=ig`): they were
+    ignored silently before. A form field wins over a query parameter; the file only comes in the form."""
+    extra = {name: FormPart(name, data=bytearray(value.encode("utf-8")))
+             for name, value in request.query_params.items() if name in fields and name != "file"}
+    return {**extra, **form}
 
 
 def _file_part(form: dict[str, FormPart]) -> FormPart:
@@ -159,7 +171,7 @@ def create_app(predictor: Any, *, settings: ServeSettings | None = None,
         gate = request.app.state.gate
         async with gate.admission():  # held from before the upload is read until the answer
             form, data = await _upload(request)
-            detect = _detect(form)
+            detect = _detect(_with_query_fields(form, request, _UPLOAD_FIELDS))
 
             def work() -> tuple[list, tuple[int, ...], float, float]:
                 image, decode_ms = timed(decode_image, data, settings.max_pixels)
@@ -179,6 +191,7 @@ def create_app(predictor: Any, *, settings: ServeSettings | None = None,
         gate = request.app.state.gate
         async with gate.admission():
             form, data = await _upload(request)
+            form = _with_query_fields(form, request, _EXPLAIN_FIELDS)
             face_index, target = _face_index(form), _target(form, classes)
             method, detect = _method(form), _detect(form)
 
