@@ -121,6 +121,18 @@ def test_a_trial_failing_on_bad_input_leaves_one_error_not_a_traceback(tiny, tmp
     assert not logging.getLogger("optuna.study._optimize").filters  # the filter is gone once the study returns
 
 
+def test_ctrl_c_in_a_trial_stops_the_study_without_optuna_traceback(tiny, tmp_path, capfd) -> None:
+    def trainer(cfg, **_):  # noqa: ANN001, ANN202 - the user presses Ctrl-C during a trial
+        raise KeyboardInterrupt
+
+    base = TrainConfig(model="hog_svm", data="synthetic", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(base, parse_space(None, "hog_svm"), trials=2, out=tmp_path / "s", trainer=trainer, dataset=tiny,
+                  progress=False)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err and "failed with" not in err
+
+
 def test_continuing_a_study_under_other_settings_or_from_a_damaged_file_is_refused(tiny, tmp_path) -> None:
     base = TrainConfig(model="hog_svm", data="synthetic", progress=False, val_fraction=0.25)
     space = parse_space(None, "hog_svm")

@@ -116,15 +116,15 @@ def _check_same_study(study: Any, model: str, settings: dict[str, Any], out: Pat
 
 
 class _DropUserErrors(logging.Filter):
-    """Hide optuna's traceback for a trial that failed on bad input (a FerlabError): the CLI prints that error as
-    its one line; any other failure keeps optuna's full report."""
+    """Hide optuna's traceback for a trial that failed on bad input (a FerlabError) or was stopped with Ctrl-C: the
+    CLI prints that error, or `ferlab: interrupted`, as its one line; any other failure keeps optuna's full report."""
 
     def __init__(self) -> None:
         super().__init__()
         self.hid_one = False
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], FerlabError):
+        if record.exc_info and isinstance(record.exc_info[1], FerlabError | KeyboardInterrupt):
             self.hid_one = True
             return False
         return not (self.hid_one and "failed with value None" in record.getMessage())  # its follow-up line
