@@ -144,7 +144,7 @@ def test_half_without_bundle_is_refused(setup, tmp_path, capsys):
 
 
 def test_inputs_with_one_name_get_separate_annotated_files(setup, tmp_path, capsys):
-    from ferlab.cli.predict_cmd import unique_stem
+    from ferlab.predict.inputs import unique_stem
 
     for sub in ("a", "b"):
         (tmp_path / "in" / sub).mkdir(parents=True)

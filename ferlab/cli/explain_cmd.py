@@ -114,11 +114,11 @@ def _run_dataset(args: argparse.Namespace) -> int:
 
 
 def _run_images(args: argparse.Namespace) -> int:
-    from ferlab.cli.predict_cmd import list_inputs, unique_stem
     from ferlab.errors import FerlabError
     from ferlab.explain.api import explain_image, overlay_png, require_torch_model, resolve_target
     from ferlab.io import atomic_write_bytes
     from ferlab.predict.detectors import resolve_detector_name
+    from ferlab.predict.inputs import list_inputs, unique_stem
 
     images = list_inputs(args.images, images_only=True)
     if not args.no_detect:

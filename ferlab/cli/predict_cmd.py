@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -12,76 +11,12 @@ from pathlib import Path
 
 from ferlab.cli.options import add_ensemble_option
 
-__all__ = ["register", "iter_inputs", "list_inputs", "add_video_flags", "video_config"]
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-
-
-def iter_inputs(paths: list[str]) -> Iterator[str]:
-    """Files named, folders walked recursively in sorted order (image and video suffixes only), globs expanded."""
-    from ferlab.predict.video import VIDEO_SUFFIXES
-
-    wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-    for raw in paths:
-        if os.path.isdir(raw):
-            for root, dirs, files in os.walk(raw):
-                dirs.sort()
-                yield from (os.path.join(root, f) for f in sorted(files) if Path(f).suffix.lower() in wanted)
-        elif glob.has_magic(raw):
-            yield from sorted(glob.glob(raw, recursive=True))
-        else:
-            yield raw
-
-
-def list_inputs(paths: list[str], *, images_only: bool = False) -> list[str]:
-    """iter_inputs as a list (videos left out with `images_only`); ConfigError when folders and globs hold nothing
-    to read, so an empty folder is named as such instead of failing later as 'nothing processed'."""
-    from ferlab.errors import ConfigError
-    from ferlab.predict.video import is_video_path
-
-    found = [p for p in iter_inputs(paths) if not (images_only and is_video_path(p))]
-    if not found:
-        kind = "image" if images_only else "image or video"
-        raise ConfigError(f"no {kind} files in {', '.join(paths)}")
-    return found
+__all__ = ["register", "add_video_flags", "video_config"]
 
 
 def _without_path(error: str | None, path: str) -> str | None:
     """An error message without the leading `path: ` the line already starts with."""
     return error.removeprefix(f"{path}: ") if error else error
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
-    """`i/n` (1-based) -> (i - 1, n); None -> the whole input (0, 1)."""
-    from ferlab.errors import ConfigError
-
-    if text is None:
-        return 0, 1
-    index, _, count = text.partition("/")
-    try:
-        i, n = int(index), int(count)
-    except ValueError:
-        raise ConfigError(f"--shard expects i/n such as 2/8, got '{text}'") from None
-    if not 1 <= i <= n:
-        raise ConfigError(f"--shard {text}: i must be between 1 and n")
-    return i - 1, n
-
-
-def shard(items: Iterator[str], index: int, count: int) -> Iterator[str]:
-    """Every `count`-th input starting at `index`: shards of one sorted listing are disjoint and cover it."""
-    return (item for k, item in enumerate(items) if k % count == index)
-
-
-def unique_stem(path: str, taken: set[str]) -> str:
-    """The output name stem for an input: its file stem, or stem-2, stem-3 ... when an earlier input of the same
-    run already used it (a/x.png and b/x.png), so no output overwrites another."""
-    base = stem = Path(path).stem
-    k = 1
-    while stem in taken:
-        k += 1
-        stem = f"{base}-{k}"
-    taken.add(stem)
-    return stem
 
 
 def _annotated(path: str, faces: list, out: Path, stem: str) -> None:  # noqa: ANN001
@@ -191,6 +126,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from ferlab.errors import ConfigError
     from ferlab.io import atomic_open
+    from ferlab.predict.inputs import list_inputs, parse_shard, shard, unique_stem
     from ferlab.predict.video import is_video_path
 
     _inputs_after_ensemble(args)
