@@ -68,13 +68,12 @@ def video_config(args: argparse.Namespace, **overrides: object):  # noqa: ANN201
 def _video(pred, path: str, out: Path | None, cfg, detect: bool, stem: str) -> dict:  # noqa: ANN001
     """One video -> its JSON summary (`error` set instead of raising for bad input)."""
     from ferlab.errors import FerlabError
-    from ferlab.predict.video import process_video
+    from ferlab.predict.video import VideoResult, process_video
 
     try:
         result = process_video(pred, path, out, cfg, detect=detect, stem=stem)
     except FerlabError as err:
-        return {"path": path, "kind": "video", "frames": 0, "fps": None, "duration_s": None, "size": None,
-                "tracks": [], "outputs": None, "processing_fps": None, "error": str(err)}
+        return VideoResult.failed(path, str(err))
     return result.to_dict(None if result.tracks else f"{path}: no face found in any frame")
 
 

@@ -255,6 +255,12 @@ class VideoResult:
     outputs: dict[str, str] | None = None
     processing_fps: float = 0.0
 
+    @staticmethod
+    def failed(path: str, error: str) -> dict[str, Any]:
+        """The `to_dict()` record of a video that could not be read: every key present, nothing measured."""
+        return {"path": path, "kind": "video", "frames": 0, "fps": None, "duration_s": None, "size": None,
+                "tracks": [], "outputs": None, "processing_fps": None, "error": error}
+
     def to_dict(self, error: str | None = None) -> dict[str, Any]:
         return {"path": self.path, "kind": "video", "frames": self.frames, "fps": round(self.fps, 3),
                 "duration_s": round(self.frames / self.fps, 3) if self.fps else None,
