@@ -47,8 +47,9 @@ class TuneResult:
                 "best_params": self.best_params, "files": self.files}
 
 
-def open_study(out: Path, seed: int, *, n_existing: int = 0) -> Any:
-    """Create or load the study in `out/study.db` (TPE seeded per call so a resumed study draws new points)."""
+def open_study(out: Path, seed: int) -> Any:
+    """Create or load the study in `out/study.db`; its TPE sampler is seeded with `seed` plus the trials already
+    finished, so a resumed study draws new points (the same seed would replay the first trials' suggestions)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -59,11 +60,14 @@ def open_study(out: Path, seed: int, *, n_existing: int = 0) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=90)
-        return optuna.create_study(
+        study = optuna.create_study(
             storage=storage, study_name=STUDY_NAME, direction="maximize", load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=seed + n_existing, n_startup_trials=5),
+            sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
         )
+        if done := len(finished_trials(study)):
+            study.sampler = optuna.samplers.TPESampler(seed=seed + done, n_startup_trials=5)
+        return study
     except Exception as err:  # noqa: BLE001 - SQLAlchemy/sqlite raise their own types for a damaged file
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise ConfigError(f"{out / 'study.db'} is not a readable optuna study ({first}); use another --out") from None
@@ -79,13 +83,6 @@ def finished_trials(study: Any) -> list[Any]:
 def trial_config(base: TrainConfig, params: dict[str, Any], out: str | Path) -> TrainConfig:
     """`base` with a trial's parameters applied (dotted keys reach into model_kwargs / augment_options)."""
     return base.with_overrides({**params, "out": str(out)})
-
-
-def _existing_count(out: Path) -> int:
-    """Finished trials already in `out/study.db` (0 when there is no study yet); used to seed the sampler."""
-    if not (out / "study.db").is_file():
-        return 0
-    return len(finished_trials(open_study(out, 0)))
 
 
 def _study_settings(trial_base: TrainConfig) -> dict[str, Any]:
@@ -184,7 +181,7 @@ def run_study(base: TrainConfig, space: SearchSpace, *, trials: int, out: str | 
         from ferlab.train.data_prep import load_dataset
 
         dataset = load_dataset(trial_base, trial_base.image_size or 48)
-    study = open_study(out, seed, n_existing=_existing_count(out))
+    study = open_study(out, seed)
     _check_same_study(study, base.model, _study_settings(trial_base), out)
     done_before = len(finished_trials(study))
     remaining = trials - done_before
