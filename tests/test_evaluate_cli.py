@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,21 @@ def _with_config(tmp_path: Path, ckpt: Path, name: str, **changes) -> Path:
     checkpoint = load_checkpoint(ckpt)
     checkpoint["config"] = {**checkpoint["config"], **changes}
     return save_checkpoint(tmp_path / name, checkpoint)
+
+
+def test_eval_val_on_other_data_warns_that_it_is_not_the_runs_carve(tiny, tmp_path, capsys):
+    other = write_image_folder(synthetic_faces(n_per_class=12, classes=CLASSES, seed=5), tmp_path / "other", "fer2013")
+    with warnings.catch_warnings():  # show warnings on stderr, as outside pytest (which records them)
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: sys.stderr.write(
+            warnings.formatwarning(message, category, filename, lineno, line))
+        code, _, err = _run(capsys, "eval", tiny["ckpt"], "--data", tiny["data"], "--split", "val", "--json")
+        assert code == 0 and "warning" not in err  # the run's own carve, found again
+        code, out, err = _run(capsys, "eval", tiny["ckpt"], "--data", other, "--split", "val", "--json")
+    assert code == 0 and json.loads(out)["split"] == "val"
+    shown = [line for line in err.replace("\r", "\n").splitlines() if "warning" in line]
+    assert len(shown) == 1 and shown[0].startswith("ferlab: warning: the validation carve of ")
+    assert "not the run's validation score" in shown[0] and "UserWarning" not in err
 
 
 def test_eval_val_from_scores_on_another_runs_carve(tiny, tmp_path, capsys):

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 import typing
+import warnings
 from collections.abc import Sequence
 
 from ferlab import __version__
@@ -56,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    plain_format = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
     try:
         return int(args.func(args) or 0)
     except FerlabError as err:
@@ -69,6 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # the file system refused a read or write the command's checks could not foresee
         print(f"ferlab: error: {os_error_text(err)}", file=sys.stderr)
         return 1
+    finally:
+        warnings.formatwarning = plain_format
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+    """Warnings keep the CLI's one-line style (`ferlab: warning: ...`), without Python's file:line and source."""
+    return f"ferlab: warning: {message}\n"
 
 
 def os_error_text(err: OSError) -> str:

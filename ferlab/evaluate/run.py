@@ -64,6 +64,18 @@ def foreign_validation(ds: FaceDataset, carve_config: dict, model_configs: Seque
     return carved, np.concatenate(train_hashes)
 
 
+def _check_own_carve(ds: FaceDataset, expected: str | None, data: str | os.PathLike) -> None:
+    """Warn when `--split val` carved other images than the run validated on (other data, another version of it):
+    the figure is then no validation score of the run. Checkpoints older than the digest are not checked."""
+    import warnings
+
+    from ferlab.train.data_prep import carve_digest
+
+    if expected and carve_digest(ds.split("val")) != expected:
+        warnings.warn(f"the validation carve of {data} is not the one this model was selected on (other data or "
+                      "another version of it): this is not the run's validation score", stacklevel=3)
+
+
 def evaluate_dataset(clf, ds: FaceDataset, *, split: str = "test", tta: str = "none",  # noqa: ANN001
                      batch_size: int = 256, limit: int | None = None, progress: bool = False) -> EvalReport:
     """Evaluate `clf` on one split (or `all`) of a loaded dataset; the `train` split's hashes give the leakage-free
@@ -115,6 +127,7 @@ def evaluate_checkpoint(
         ds = load(data, image_size=clf.image_size, progress=progress, manifest=manifest)  # missing: one-line error
         if split == "val":
             ds = with_training_validation(ds, config)
+            _check_own_carve(ds, clf.info.get("val_digest"), data)
         report = evaluate_dataset(clf, ds, split=split, tta=tta, batch_size=batch_size, limit=limit,
                                   progress=progress)
     if out is not None:

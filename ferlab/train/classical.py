@@ -89,7 +89,7 @@ def fit_classical(cfg: TrainConfig, dataset: FaceDataset | None = None) -> Path:
     ckpt = {"model_name": cfg.model, "model_kwargs": dict(cfg.model_kwargs or {}), "family": spec.family,
             "classes": classes, "image_size": int(x_train.shape[-1]), "config": cfg.to_dict(),
             "epoch": 1, "metrics": metrics, "elapsed_seconds": train_seconds, "data_fingerprint": data.fingerprint,
-            "estimator": pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)}
+            "val_digest": data.val_digest, "estimator": pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)}
     save_checkpoint(out / "best.pt", ckpt)
     save_checkpoint(out / "last.pt", ckpt)
     write_metrics_csv(out / "metrics.csv", [row])

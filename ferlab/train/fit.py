@@ -207,7 +207,8 @@ class _Run:
             "scaler_state": None, "rng_state": _rng_snapshot(),
             "sampler_state": {"seed": self.cfg.seed, "next_epoch": self.progress.epoch},
             "elapsed_seconds": self.progress.elapsed_seconds, "progress": self.progress.state(),
-            "data_fingerprint": self.data.fingerprint, "world_size": self.dist.world,
+            "data_fingerprint": self.data.fingerprint, "val_digest": self.data.val_digest,
+            "world_size": self.dist.world,
             "swa_state": self.swa.state_dict() if self.swa is not None else None,
         }
 
