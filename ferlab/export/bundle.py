@@ -15,7 +15,7 @@ __all__ = ["INFERENCE_KEYS", "slim_checkpoint"]
 
 #: Checkpoint keys an inference-only file keeps.
 INFERENCE_KEYS = ("format", "version", "model_name", "model_kwargs", "classes", "image_size", "config", "epoch",
-                  "metrics", "model_state", "estimator", "elapsed_seconds", "data_fingerprint")
+                  "metrics", "model_state", "estimator", "elapsed_seconds", "data_fingerprint", "val_digest")
 
 
 def slim_checkpoint(source: str | Path, out: str | Path, *, half: bool = False) -> Path:
