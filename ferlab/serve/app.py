@@ -20,7 +20,7 @@ from ferlab.serve.errors import ApiError, install_error_handlers
 from ferlab.serve.gate import InferenceGate
 from ferlab.serve.images import check_header, decode_image
 from ferlab.serve.schemas import ErrorResponse, ExplainResponse, Health, ModelCard, PredictResponse
-from ferlab.serve.service import Explainer, classes_of, explain_with_ferlab, face_to_json, model_card, timed
+from ferlab.serve.service import Explainer, PrivateNetworkExplainer, classes_of, face_to_json, model_card, timed
 from ferlab.serve.settings import ServeSettings
 from ferlab.serve.upload import FormPart, read_multipart
 
@@ -127,12 +127,14 @@ def _mount_docs(app: FastAPI) -> None:
 
 
 def create_app(predictor: Any, *, settings: ServeSettings | None = None,
-               explainer: Explainer = explain_with_ferlab) -> FastAPI:
+               explainer: Explainer | None = None) -> FastAPI:
     """Build the web app around a ready predictor (`.predict(image) -> list[FacePrediction]`).
 
-    `explainer` computes /v1/explain; the default uses `ferlab.explain` on the predictor's classifier.
+    `explainer` computes /v1/explain; the default uses `ferlab.explain` on a private copy of the predictor's
+    network, one explanation at a time (`PrivateNetworkExplainer`).
     """
     settings = settings or ServeSettings()
+    explainer = explainer or PrivateNetworkExplainer()
     classes = classes_of(predictor)
     card = model_card(predictor)
 

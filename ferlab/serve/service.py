@@ -6,7 +6,9 @@ Everything here runs in the inference thread pool, never on the event loop.
 from __future__ import annotations
 
 import base64
+import copy
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ import numpy as np
 from ferlab.serve.errors import ApiError
 
 __all__ = ["ServePredictor", "Explainer", "ExplainResult", "face_to_json", "model_card", "explain_with_ferlab",
-           "classes_of"]
+           "PrivateNetworkExplainer", "classes_of"]
 
 
 class ServePredictor(Protocol):
@@ -117,6 +119,38 @@ def explain_with_ferlab(predictor: Any, image: np.ndarray, *, face_index: int, t
     return ExplainResult(face_index=face_index, box=exp.box or (0, 0, image.shape[1], image.shape[0]),
                          label=exp.predicted, target=exp.target, method=method, probs=exp.probs, regions=exp.regions,
                          regions_per_area=exp.regions_per_area, overlay_png=overlay_png(exp.face, exp.heatmap))
+
+
+class PrivateNetworkExplainer:
+    """The server's default explainer: explanations run one at a time, on the server's own copy of the network.
+
+    Attribution methods hook the network's layers and record every forward pass that runs through them meanwhile;
+    on the network /v1/predict shares, concurrent requests mixed their activations into each other's heat maps
+    (wrong region shares, still 200). The copy costs one more set of weights in memory.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._own: tuple[Any, Any] | None = None  # (the predictor served, its copy with a private network)
+
+    def __call__(self, predictor: Any, image: np.ndarray, *, face_index: int, target: str | None,
+                 method: str, detect: bool = True) -> ExplainResult:
+        with self._lock:
+            if self._own is None or self._own[0] is not predictor:
+                self._own = (predictor, _with_private_network(predictor))
+            return explain_with_ferlab(self._own[1], image, face_index=face_index, target=target, method=method,
+                                       detect=detect)
+
+
+def _with_private_network(predictor: Any) -> Any:
+    """A shallow copy of the predictor whose torch classifier is a deep copy (others are shared: they cannot be
+    explained, and explain says so)."""
+    clf = getattr(predictor, "classifier", None)
+    if clf is None or getattr(clf, "torch_model", None) is None:
+        return predictor
+    own = copy.copy(predictor)
+    own.classifier = copy.deepcopy(clf)
+    return own
 
 
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
