@@ -62,25 +62,39 @@ def test_image_without_face_and_nothing_processed_exits_non_zero(tiny, tmp_path,
     assert "no face" in json.loads(capsys.readouterr().out)["error"]
 
 
-def test_explain_image_finds_faces_with_the_predictors_detector_config(tiny, monkeypatch):
-    """Explain must detect exactly as predict does (same detector set-up), so face numbers match between them."""
-    from ferlab.errors import FaceNotFoundError
+def test_explain_image_explains_the_faces_predict_finds_in_its_order(tiny):
+    """Explain must list exactly predict's faces (same detector set-up, small faces flagged not dropped, left to
+    right), so `face_index` means the same face in both, and the same crop, so both name the same emotion."""
     from ferlab.explain.api import explain_image
-    from ferlab.predict import faces as faces_mod
-    from ferlab.predict.detectors import DetectorConfig
+    from ferlab.predict.detectors import Detection
     from ferlab.predict.predictor import Predictor
 
-    seen = {}
+    class TwoFaces:
+        name, box_scale, y_shift = "two", 1.0, 0.0
 
-    def no_faces(rgb, **kwargs):  # noqa: ANN001, ANN202
-        seen.update(kwargs)
-        return []
+        def detect(self, rgb):  # noqa: ANN001, ANN202 - a big face on the right, a 12-px one on the left
+            return [Detection(box=(150.0, 20.0, 100.0, 100.0), score=0.9), Detection(box=(10.0, 60.0, 12.0, 12.0),
+                                                                                     score=0.8)]
 
-    monkeypatch.setattr(faces_mod, "detect_and_align", no_faces)
-    predictor = Predictor.from_checkpoint(tiny["ckpt"], detector_config=DetectorConfig(precision="fp32", min_face=48))
-    with pytest.raises(FaceNotFoundError):
-        explain_image(predictor, np.zeros((64, 64, 3), np.uint8))
-    assert seen["detector_config"] == DetectorConfig(precision="fp32", min_face=48)
+    image = np.random.default_rng(0).integers(0, 256, (160, 300, 3), dtype=np.uint8)
+    predictor = Predictor.from_checkpoint(tiny["ckpt"], detector=TwoFaces(), tta="flip")
+    predicted = predictor.predict(image)
+    explained = explain_image(predictor, image)
+    assert [f.box for f in predicted] == [e.box for e in explained] == [(10, 60, 12, 12), (150, 20, 100, 100)]
+    assert predicted[0].warning  # the small face is flagged by predict, and explained all the same
+    for face, exp in zip(predicted, explained, strict=True):
+        assert exp.predicted == face.label and exp.probs == pytest.approx(face.probs, abs=1e-5)
+
+
+def test_explain_without_detection_sees_the_crop_predict_sees_on_a_non_square_image(tiny):
+    from ferlab.explain.api import explain_image
+    from ferlab.predict.predictor import Predictor
+
+    wide = np.random.default_rng(1).integers(0, 256, (160, 390, 3), dtype=np.uint8)
+    predictor = Predictor.from_checkpoint(tiny["ckpt"])
+    (face,) = predictor.predict(wide, detect=False)
+    (exp,) = explain_image(predictor, wide, detect=False)
+    assert exp.probs == pytest.approx(face.probs, abs=1e-5)  # not a squashed copy of the image
 
 
 def test_folders_are_walked_for_images_and_an_empty_one_is_named(tiny, tmp_path, capsys):

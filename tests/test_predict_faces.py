@@ -42,6 +42,36 @@ def test_small_faces_are_flagged_not_dropped(astronaut):
     assert len(faces) == 1 and faces[0].too_small and "below" in faces[0].warning
 
 
+def test_crop_landmarks_land_where_the_crop_put_the_landmarks():
+    """Explanations place facial regions on crop_landmarks: they must follow align_face's own map (tilt, box
+    scale, landmark-centred crop), not an approximation of it."""
+    from ferlab.predict.detectors import Detection
+    from ferlab.predict.faces import align_face, crop_landmarks
+
+    marks = np.array([[150.0, 170.0], [230.0, 150.0], [195.0, 205.0], [170.0, 255.0], [240.0, 240.0]])
+    gray = np.zeros((400, 400), np.uint8)
+    for x, y in marks.astype(int):
+        gray[y - 4:y + 5, x - 4:x + 5] = 255
+    det = Detection(box=(120.0, 110.0, 150.0, 180.0), score=0.9, landmarks=marks)
+    for geometry in ({"margin": 0.2, "box_scale": 0.73}, {"margin": 0.0, "box_scale": 1.0, "y_shift": 0.1}):
+        crop = align_face(gray, det, size=48, **geometry)
+        mapped = crop_landmarks(det, size=48, **geometry)
+        for x, y in mapped:
+            assert crop[int(round(y)), int(round(x))] > 128  # each mapped point sits on its bright dot
+    assert crop_landmarks(Detection(box=(0, 0, 10, 10), score=1.0), size=48) is None
+
+
+def test_a_whole_image_crop_of_a_very_wide_image_is_aligned_not_a_cv2_error():
+    """OpenCV's warpAffine refuses sides of 32,767 px or more; such images are shrunk first."""
+    from ferlab.predict.detectors import Detection
+    from ferlab.predict.faces import align_face
+
+    gray = np.tile(np.linspace(0, 255, 33_000).astype(np.uint8), (100, 1))
+    crop = align_face(gray, Detection(box=(0.0, 0.0, 33_000.0, 100.0), score=1.0), size=48, margin=0.0)
+    assert crop.shape == (48, 48)
+    assert crop[24, 0] < 30 and crop[24, 47] > 225  # the gradient still runs dark to bright across the crop
+
+
 def test_unknown_detector():
     with pytest.raises(ConfigError, match="unknown face detector"):
         detect_and_align(np.zeros((64, 64, 3), np.uint8), detector="nope")

@@ -151,27 +151,10 @@ def explain_faces(clf: Any, faces_uint8: np.ndarray, *, method: str = "gradcam",
     return out
 
 
-def _crop_landmarks(face: Any, size: int, *, margin: float = 0.2, box_scale: float = 1.0) -> np.ndarray | None:
-    """Landmarks of an AlignedFace in crop pixels, or None (then the template is used).
-
-    Uses `face.crop_landmarks` when the aligner provides them, else maps the source-image landmarks through
-    the transform of `ferlab.predict.faces.align_face` (eye line levelled about the box centre).
-    """
-    import math
-
+def _crop_landmarks(face: Any, size: int) -> np.ndarray | None:
+    """An AlignedFace's landmarks in crop pixels (mapped by the aligner through the crop's own transform), or None
+    when they are missing, outside the crop or implausibly close (then the calibrated template is used)."""
     marks = getattr(face, "crop_landmarks", None)
-    if marks is None and getattr(face, "landmarks", None) is not None:
-        src = np.asarray(face.landmarks, dtype=np.float64)
-        if src.shape != (5, 2):
-            return None
-        x, y, w, h = face.box
-        cx, cy = x + w / 2, y + h / 2
-        side = max(w, h) * box_scale * (1.0 + margin)
-        angle = math.atan2(src[1, 1] - src[0, 1], src[1, 0] - src[0, 0])
-        cos, sin = math.cos(angle), math.sin(angle)
-        d = src - (cx, cy)  # rotate by -angle (levels the eyes), then scale to the crop
-        rotated = np.stack([d[:, 0] * cos + d[:, 1] * sin, -d[:, 0] * sin + d[:, 1] * cos], axis=1)
-        marks = rotated * (size / side) + size / 2 - 0.5
     if marks is None:
         return None
     marks = np.asarray(marks, dtype=np.float64)
@@ -187,29 +170,28 @@ def explain_image(clf: Any, image: Any, *, method: str = "gradcam", target: str 
     `clf` is a Classifier or anything with a `.classifier` (e.g. a Predictor, whose TTA then sets the reported
     probabilities and default target, as in `explain_batch`). Raises FaceNotFoundError when no face is found.
     """
-    import cv2
-
+    from ferlab.predict.faces import detect_and_align
     from ferlab.predict.images import as_rgb
 
-    detector_config = getattr(clf, "detector_config", None)  # a Predictor's: explain finds the faces predict finds
+    predictor = clf if hasattr(clf, "classifier") and hasattr(clf, "align") else None
     tta = str(getattr(clf, "tta", "none")) if hasattr(clf, "classifier") else "none"
     clf = getattr(clf, "classifier", clf)
     model = require_torch_model(clf)
     size = int(getattr(clf, "image_size", 0) or model.ferlab_cfg.input_size[1])
     rgb = as_rgb(image)
-    if not detect:
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        faces = [cv2.resize(gray, (size, size), interpolation=cv2.INTER_AREA)]
-        return explain_faces(clf, np.stack(faces), method=method, target=target, tta=tta)
-    from ferlab.predict.faces import detect_and_align
-
-    aligned = [f for f in detect_and_align(rgb, detector=detector, size=size,
-                                                detector_config=detector_config) if not getattr(f, "too_small", False)]
+    if predictor is not None and detector in ("auto", getattr(predictor, "detector", None)):
+        aligned = predictor.align(rgb, detect)  # the crops predict classifies, so both see and list the same faces
+    else:  # Predictor.align's rules: the whole image squared (no margin) without detection
+        aligned = detect_and_align(rgb, detector=detector if detect else "none", size=size,
+                                   margin=0.2 if detect else 0.0,
+                                   detector_config=getattr(predictor, "detector_config", None))
     if not aligned:
         raise FaceNotFoundError("no face found in the image (use --no-detect if it is already a face crop)")
     marks = [_crop_landmarks(f, size) for f in aligned]  # regions follow each face's own landmarks
     results = explain_faces(clf, np.stack([np.asarray(f.crop) for f in aligned]), method=method, target=target,
                             landmarks=marks, tta=tta)
+    if not detect:
+        return results
     from dataclasses import replace
 
     return [replace(r, box=tuple(int(round(v)) for v in f.box)) for r, f in zip(results, aligned, strict=True)]

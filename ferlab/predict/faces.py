@@ -10,7 +10,8 @@ import numpy as np
 from ferlab.predict.detectors import Detection, DetectorConfig, FaceDetector, get_detector, list_detectors
 from ferlab.predict.images import as_rgb, load_image
 
-__all__ = ["AlignedFace", "align_face", "detect_and_align", "list_detectors", "load_image", "to_gray"]
+__all__ = ["AlignedFace", "align_face", "crop_landmarks", "detect_and_align", "list_detectors", "load_image",
+           "to_gray"]
 
 #: Work at most at this multiple of the output size before the final area-averaging resize (anti-aliasing).
 _OVERSAMPLE = 4
@@ -26,6 +27,7 @@ class AlignedFace:
     landmarks: np.ndarray | None = None
     too_small: bool = False
     warning: str | None = None
+    crop_landmarks: np.ndarray | None = None  # `landmarks` in crop pixels (where explanations put the regions)
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -54,6 +56,24 @@ def _face_centre(det: Detection, y_shift: float) -> tuple[float, float]:
     return x + w / 2, y + h / 2 + y_shift * h
 
 
+#: OpenCV's warpAffine refuses sources with a side of SHRT_MAX (32,767) pixels or more.
+_WARP_MAX_SIDE = 32_766
+
+
+def _alignment(det: Detection, size: int, margin: float, box_scale: float,
+               y_shift: float) -> tuple[np.ndarray, int]:
+    """The affine map from source pixels to a `work` x `work` patch (eyes level, the square face box filling it)."""
+    import cv2
+
+    _, _, w, h = det.box
+    cx, cy = _face_centre(det, y_shift)
+    side = max(w, h) * box_scale * (1.0 + margin)
+    work = int(min(max(side, size), size * _OVERSAMPLE))
+    matrix = cv2.getRotationMatrix2D((cx, cy), _eye_angle(det.landmarks), work / side)
+    matrix[:, 2] += (work / 2 - cx, work / 2 - cy)
+    return matrix, work
+
+
 def align_face(gray: np.ndarray, det: Detection, *, size: int = 48, margin: float = 0.2,
                box_scale: float = 1.0, y_shift: float = 0.0) -> np.ndarray:
     """Rotate about the face centre so the eyes are level, cut a square of side max(w, h) * box_scale * (1 + margin).
@@ -63,16 +83,29 @@ def align_face(gray: np.ndarray, det: Detection, *, size: int = 48, margin: floa
     """
     import cv2
 
-    _, _, w, h = det.box
-    cx, cy = _face_centre(det, y_shift)
-    side = max(w, h) * box_scale * (1.0 + margin)
-    work = int(min(max(side, size), size * _OVERSAMPLE))
-    matrix = cv2.getRotationMatrix2D((cx, cy), _eye_angle(det.landmarks), work / side)
-    matrix[:, 2] += (work / 2 - cx, work / 2 - cy)
+    matrix, work = _alignment(det, size, margin, box_scale, y_shift)
+    if max(gray.shape[:2]) > _WARP_MAX_SIDE:  # shrink first (exactly compensated in the map): the crop is tiny anyway
+        shrink = _WARP_MAX_SIDE / max(gray.shape[:2])
+        gray = cv2.resize(gray, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+        matrix = matrix.copy()
+        matrix[:, :2] /= shrink
     patch = cv2.warpAffine(gray, matrix, (work, work), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if work != size:
         patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
     return patch
+
+
+def crop_landmarks(det: Detection, *, size: int = 48, margin: float = 0.2, box_scale: float = 1.0,
+                   y_shift: float = 0.0) -> np.ndarray | None:
+    """The detection's landmarks in the pixels of its `align_face` crop (same map), or None without landmarks.
+
+    Explanations place the facial regions on these, so they must follow the exact transform of the crop.
+    """
+    if det.landmarks is None:
+        return None
+    matrix, work = _alignment(det, size, margin, box_scale, y_shift)
+    points = np.c_[np.asarray(det.landmarks, dtype=np.float64), np.ones(len(det.landmarks))] @ matrix.T
+    return (points + 0.5) * (size / work) - 0.5  # pixel centres through the final area resize
 
 
 def detect_and_align(image: np.ndarray, *, detector: str | FaceDetector = "auto", size: int = 48,
@@ -91,8 +124,8 @@ def detect_and_align(image: np.ndarray, *, detector: str | FaceDetector = "auto"
         box = tuple(int(round(v)) for v in det.box)
         small = min(box[2], box[3]) < min_size
         warning = f"face is {min(box[2], box[3])} px, below --min-size {min_size}: unreliable" if small else None
-        crop = align_face(gray, det, size=size, margin=margin, box_scale=det_impl.box_scale,
-                          y_shift=det_impl.y_shift)
-        faces.append(AlignedFace(crop=crop, box=box, score=det.score, landmarks=det.landmarks, too_small=small,
-                                 warning=warning))
+        geometry = {"size": size, "margin": margin, "box_scale": det_impl.box_scale, "y_shift": det_impl.y_shift}
+        faces.append(AlignedFace(crop=align_face(gray, det, **geometry), box=box, score=det.score,
+                                 landmarks=det.landmarks, too_small=small, warning=warning,
+                                 crop_landmarks=crop_landmarks(det, **geometry)))
     return faces
