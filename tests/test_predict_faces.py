@@ -72,6 +72,19 @@ def test_a_whole_image_crop_of_a_very_wide_image_is_aligned_not_a_cv2_error():
     assert crop[24, 0] < 30 and crop[24, 47] > 225  # the gradient still runs dark to bright across the crop
 
 
+@pytest.mark.parametrize("kind", ["png16", "tiff32"])
+def test_wide_range_images_are_scaled_to_8_bits_not_clipped_to_white(kind, tmp_path):
+    from PIL import Image
+
+    eight = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))
+    wide = eight.astype(np.uint16) * 257
+    path = tmp_path / ("face.png" if kind == "png16" else "face.tif")
+    Image.fromarray(wide if kind == "png16" else wide.astype(np.int32)).save(path)
+    rgb = load_image(path)
+    assert rgb.dtype == np.uint8 and rgb.shape == (64, 64, 3)
+    assert np.abs(rgb[..., 0].astype(int) - eight).max() <= 1  # the 8-bit picture, not a white one
+
+
 def test_unknown_detector():
     with pytest.raises(ConfigError, match="unknown face detector"):
         detect_and_align(np.zeros((64, 64, 3), np.uint8), detector="nope")

@@ -22,7 +22,8 @@ from PIL import Image, ImageOps
 
 from ferlab.errors import ImageDecodeError, UnsafeArchiveError
 
-__all__ = ["MAX_IMAGE_PIXELS", "MAX_IMAGE_SIDE", "RESIZE_POLICY", "decode_image", "pil_error_text", "to_square_gray"]
+__all__ = ["MAX_IMAGE_PIXELS", "MAX_IMAGE_SIDE", "RESIZE_POLICY", "WIDE_RANGE_MODES", "decode_image", "gray_8bit",
+           "pil_error_text", "to_square_gray"]
 
 #: Largest image accepted (40 megapixels) and largest side (20,000 px): beyond that it is not a face photo.
 MAX_IMAGE_PIXELS = 40_000_000
@@ -33,6 +34,16 @@ RESIZE_POLICY = "gray(luma, alpha over black, 16-bit>>8); center-crop square; BO
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
 #: Errors PIL and zlib raise on damaged files: reported as corrupt, never as a crash.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError)
+
+
+#: PIL modes whose values go beyond 0-255: `convert("RGB")` clips them (a 16-bit face turns nearly white).
+WIDE_RANGE_MODES = frozenset(_SIXTEEN_BIT | {"I", "F"})
+
+
+def gray_8bit(im: Image.Image) -> Image.Image:
+    """Any PIL image -> 8-bit grayscale (mode L) by the resize policy's rules: 16-bit >> 8, other integer or float
+    data scaled to its range, alpha over black. Photo decoders use it for WIDE_RANGE_MODES."""
+    return _gray(im)
 
 
 def _gray(im: Image.Image) -> Image.Image:

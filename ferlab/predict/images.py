@@ -28,10 +28,14 @@ def _check_size(width: int, height: int, max_pixels: int, name: str) -> None:
 def _decode_pil(data: bytes, name: str, max_pixels: int) -> np.ndarray | None:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    from ferlab.data.decode import WIDE_RANGE_MODES, gray_8bit
+
     try:
         with Image.open(io.BytesIO(data)) as img:
             _check_size(img.width, img.height, max_pixels, name)
             img = ImageOps.exif_transpose(img)
+            if img.mode in WIDE_RANGE_MODES:  # 16-bit, 32-bit or float data: scaled, not clipped to white
+                img = gray_8bit(img)
             return np.asarray(img.convert("RGB"))
     except UnidentifiedImageError:
         return None
