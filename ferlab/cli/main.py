@@ -52,14 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
     plain_format = warnings.formatwarning
     warnings.formatwarning = _one_line_warning
-    try:
+    try:  # building the parser imports every command module: Ctrl-C can land there too
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
         return int(args.func(args) or 0)
     except FerlabError as err:
         print(f"ferlab: error: {err}", file=sys.stderr)
