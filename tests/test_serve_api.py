@@ -431,13 +431,16 @@ def test_default_explainer_without_face_is_422(real_client):
 
 @pytest.mark.parametrize("argv", [["--port", "0"], ["--max-upload-mb", "0"], ["--workers-concurrency", "0"],
                                   ["--timeout", "-1"], ["--max-upload-mb", "nan"], ["--max-upload-mb", "inf"],
-                                  ["--timeout", "nan"], ["--timeout", "inf"], ["--host", "999.1.1.1"]])
+                                  ["--timeout", "nan"], ["--timeout", "inf"], ["--host", "999.1.1.1"],
+                                  ["--max-upload-mb", "-1"], ["--max-upload-mb", "1e-7"], ["--queue-size", "-1"]])
 def test_cli_rejects_bad_limits_before_loading_a_model(argv, capsys):
     from ferlab.cli.main import main
 
     assert main(["serve", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ferlab: error: ") and err.count("\n") == 1
+    if argv[0] != "--host":  # named by the flag the user typed, not an internal setting
+        assert err.startswith(f"ferlab: error: {argv[0]} must be") and "serve setting" not in err
 
 
 def test_slow_upload_is_408():

@@ -56,8 +56,16 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
-    if not math.isfinite(args.max_upload_mb):  # before the int() below; ServeSettings checks --timeout
-        raise ConfigError(f"--max-upload-mb must be a finite number, got {args.max_upload_mb}")
+    checks = (  # named by their flags here; ServeSettings would name its own fields (and bytes, not MB)
+        ("--max-upload-mb", args.max_upload_mb, "a finite size of at least one byte", 0 < args.max_upload_mb < math.inf
+         and args.max_upload_mb * 1024 * 1024 >= 1),
+        ("--timeout", args.timeout, "a finite number > 0", 0 < args.timeout < math.inf),
+        ("--workers-concurrency", args.workers_concurrency, ">= 1", args.workers_concurrency >= 1),
+        ("--queue-size", args.queue_size, ">= 0", args.queue_size >= 0),
+    )
+    for flag, value, rule, ok in checks:
+        if not ok:
+            raise ConfigError(f"{flag} must be {rule}, got {value}")
     settings = ServeSettings(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
                              max_concurrent_inferences=args.workers_concurrency, queue_size=args.queue_size,
                              request_timeout_s=args.timeout)
