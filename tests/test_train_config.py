@@ -131,6 +131,18 @@ def test_default_model_note_only_when_nothing_chose_a_model(tmp_path, capsys):
     assert "note" not in capsys.readouterr().err
 
 
+def test_odd_batch_sizes_are_refused_before_they_crash_the_process():
+    """torch 2.14's CPU channels_last backward segfaults on odd batches of some models (mini_xception)."""
+    from ferlab.train.engine import _batches
+
+    for odd in (1, 33):
+        with pytest.raises(ConfigError, match=f"batch_size {odd} is odd"):
+            TrainConfig(batch_size=odd)
+    assert TrainConfig(batch_size=33, channels_last=False).batch_size == 33
+    assert _batches(49, 64) == [(0, 48)]  # a set smaller than one batch trains on an even number of images
+    assert _batches(1, 64) == [] and _batches(130, 64) == [(0, 64), (64, 128)]
+
+
 def test_parse_overrides():
     assert parse_overrides(["lr=0.01", "mixup=0", "pretrained=null", "classes=4", "model=vgg_fer"]) == {
         "lr": 0.01, "mixup": 0, "pretrained": None, "classes": 4, "model": "vgg_fer"}

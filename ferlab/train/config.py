@@ -264,6 +264,9 @@ def _check_values(cfg: TrainConfig) -> None:
         value = getattr(cfg, name)
         if value is not None and value <= 0:
             raise ConfigError(f"training option {name} must be > 0 (or null to disable), got {value}")
+    if cfg.batch_size % 2 and cfg.channels_last:
+        raise ConfigError(f"batch_size {cfg.batch_size} is odd: torch's CPU backward of some channels_last "
+                          "convolutions crashes the process on odd batches; use an even size (or channels_last=false)")
     if not 0 <= cfg.swa_epochs <= cfg.epochs:
         raise ConfigError(f"swa_epochs must be between 0 and epochs ({cfg.epochs}), got {cfg.swa_epochs}")
     if not 0.0 <= cfg.distill_weight <= 1.0:

@@ -86,9 +86,11 @@ def unwrap(model: nn.Module) -> nn.Module:
 def _batches(n: int, batch_size: int) -> list[tuple[int, int]]:
     """Full batches only (the epoch's order changes, so every sample still gets its turn): a short last batch
     breaks batch norm at size 1, and odd sizes crash torch 2.14's CPU backward of some channels_last strided
-    1x1 convolutions (e.g. mini_xception's shortcuts) when two threads run."""
+    1x1 convolutions (e.g. mini_xception's shortcuts) when two threads run, so a set smaller than one batch
+    trains on an even number of its images (TrainConfig refuses odd batch sizes)."""
     if n <= batch_size:
-        return [(0, n)] if n >= 2 else []
+        even = n - n % 2
+        return [(0, even)] if even >= 2 else []
     return [(s, s + batch_size) for s in range(0, n - batch_size + 1, batch_size)]
 
 
