@@ -92,6 +92,17 @@ def test_the_class_is_the_nearest_emotion_folder_above_extra_levels(tmp_path):
                      "d.png": ("angry", "test"), "e.png": ("contempt", "train"), "f.png": ("s09", "train")}
 
 
+def test_contempt_and_split_named_folders_inside_a_class_keep_the_class(tmp_path):
+    """CK+-style subject folders under contempt/ stay contempt (they became classes s005, s010), and a stray
+    test/ folder inside a class folder is an extra level, not a split that leaves its images unlabelled."""
+    root = _tree(tmp_path / "ck", {"happy/S005/a.png": _png(0), "contempt/S005/b.png": _png(1),
+                                   "contempt/S010/c.png": _png(2), "happy/test/d.png": _png(3)})
+    ds = load(root, progress=False)
+    named = {i.rsplit("/", 1)[-1]: ds.classes[lab] for i, lab in zip(ds.ids, ds.labels, strict=True)}
+    assert named == {"a.png": "happy", "b.png": "contempt", "c.png": "contempt", "d.png": "happy"}
+    assert not ds.meta.get("unlabelled_files")
+
+
 def test_unlabelled_images_are_counted_and_a_source_without_classes_refused(tmp_path, capsys):
     root = _tree(tmp_path / "e", {"0.png": _png(0), "train/x.png": _png(1), "train/happy/a.png": _png(2),
                                   "train/sad/b.png": _png(3), "notes.txt": b"hi"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from ferlab.labels import EMOTIONS, canonical_label
+from ferlab.labels import LABEL_ALIASES, canonical_label
 
 __all__ = ["IMAGE_SUFFIXES", "FILE_PREFIX_SPLITS", "SPLIT_FOLDERS", "is_image_path", "place"]
 
@@ -30,6 +30,10 @@ SPLIT_FOLDERS: dict[str, str] = {
 }
 
 
+#: Canonical names a folder is recognised as a class by, wherever it sits (the emotions and `contempt`).
+KNOWN_LABELS = frozenset(LABEL_ALIASES.values())
+
+
 def is_image_path(path: str) -> bool:
     return PurePosixPath(path).suffix.lower() in IMAGE_SUFFIXES
 
@@ -37,10 +41,11 @@ def is_image_path(path: str) -> bool:
 def place(path: str) -> tuple[str, str | None, bool]:
     """(split or "", canonical class or None, split_from_prefix) for a tree-relative POSIX path.
 
-    The class is the nearest folder above the file, below any split folder, named as an emotion (aliases
-    mapped), so `happy/subject01/x.png` is happy; without one, the parent folder (unknown names kept, e.g.
-    `contempt`). The split comes from a FER2013 file-name prefix, else from the nearest split-named folder above
-    the class folder, else "". A file whose parent folder is a split folder (or the root) has no class.
+    The class is the nearest folder above the file named as a known label (the emotions with their aliases, and
+    `contempt`), so `happy/subject01/x.png` is happy and so is `happy/test/x.png`; only folders above the class
+    folder give the split. Without such a folder, the parent folder is the class (unknown names kept) unless it
+    is a split folder or the root, and then the file has no class. The split comes from a FER2013 file-name
+    prefix, else from the nearest split-named folder above the class folder, else "".
     """
     pure = PurePosixPath(path)
     dirs = pure.parts[:-1]
@@ -50,17 +55,12 @@ def place(path: str) -> tuple[str, str | None, bool]:
             break
     else:
         prefix_split = ""
-    if not dirs or dirs[-1].lower() in SPLIT_FOLDERS:
-        label = None
-        above = dirs
+    known = next((k for k in range(len(dirs) - 1, -1, -1) if canonical_label(dirs[k]) in KNOWN_LABELS), None)
+    if known is not None:
+        label, above = canonical_label(dirs[known]), dirs[:known]
+    elif not dirs or dirs[-1].lower() in SPLIT_FOLDERS:
+        label, above = None, dirs
     else:
-        candidates = []  # folder indices from the parent upwards, stopping at a split folder
-        for k in range(len(dirs) - 1, -1, -1):
-            if dirs[k].lower() in SPLIT_FOLDERS:
-                break
-            candidates.append(k)
-        pick = next((k for k in candidates if canonical_label(dirs[k]) in EMOTIONS), len(dirs) - 1)
-        label = canonical_label(dirs[pick])
-        above = dirs[:pick]
+        label, above = canonical_label(dirs[-1]), dirs[:-1]
     folder_split = next((SPLIT_FOLDERS[d.lower()] for d in reversed(above) if d.lower() in SPLIT_FOLDERS), "")
     return (prefix_split or folder_split), label, bool(prefix_split)
