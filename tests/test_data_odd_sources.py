@@ -103,6 +103,23 @@ def test_contempt_and_split_named_folders_inside_a_class_keep_the_class(tmp_path
     assert not ds.meta.get("unlabelled_files")
 
 
+def test_symbolic_links_are_followed_once_and_broken_ones_refused(tmp_path):
+    from ferlab.data.sources.trees import FolderTree
+
+    root = _tree(tmp_path / "ds", {"happy/a.png": _png(0), "sad/b.png": _png(1)})
+    _tree(tmp_path / "elsewhere", {"angry/c.png": _png(2), "face.png": _png(3)})
+    (root / "angry").symlink_to(tmp_path / "elsewhere" / "angry")  # a linked class folder
+    (root / "happy" / "linked.png").symlink_to(tmp_path / "elsewhere" / "face.png")
+    (root / "sad" / "loop").symlink_to(root)  # a link back up the tree is walked once
+    (root / "sad" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    ds = load(root, progress=False)
+    assert sorted(ds.ids) == ["angry/c.png", "happy/a.png", "happy/linked.png", "sad/b.png"]
+    assert ("sad/gone.png", "broken symbolic link") in FolderTree(root).refused()
+    before = FolderTree(root).fingerprint()
+    (tmp_path / "elsewhere" / "face.png").write_bytes(_png(4) + b"\0")  # the link's target changes
+    assert FolderTree(root).fingerprint() != before
+
+
 def test_unlabelled_images_are_counted_and_a_source_without_classes_refused(tmp_path, capsys):
     root = _tree(tmp_path / "e", {"0.png": _png(0), "train/x.png": _png(1), "train/happy/a.png": _png(2),
                                   "train/sad/b.png": _png(3), "notes.txt": b"hi"})

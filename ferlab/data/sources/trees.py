@@ -76,7 +76,9 @@ def _printable(name: str) -> str:
 
 
 class FolderTree(FileTree):
-    """A folder on disk, walked recursively (hidden files and folders skipped, symlinks not followed)."""
+    """A folder on disk, walked recursively (hidden files and folders skipped). Symbolic links are followed, as
+    the reader follows them (a linked class folder was left out without a word, and a changed link target did not
+    change the fingerprint); a folder reached twice through links is read once, and a broken link is refused."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -87,7 +89,13 @@ class FolderTree(FileTree):
     def entries(self) -> list[TreeEntry]:
         if self._entries is None:
             found: list[tuple[str, int, int]] = []
-            for dirpath, dirnames, filenames in os.walk(self.root):
+            seen_dirs: set[tuple[int, int]] = set()
+            for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
+                here = os.stat(dirpath)
+                if (here.st_dev, here.st_ino) in seen_dirs:  # a link back up the tree, or a second way in
+                    dirnames[:] = []
+                    continue
+                seen_dirs.add((here.st_dev, here.st_ino))
                 dirnames[:] = sorted(d for d in dirnames if not _hidden((d,)))
                 rel_dir = Path(dirpath).relative_to(self.root).as_posix()
                 for name in filenames:
@@ -97,7 +105,11 @@ class FolderTree(FileTree):
                     if not _utf8(rel):  # ids, reports and JSON need text; such a name cannot be printed
                         self._refused.append((_printable(rel), "file name is not valid UTF-8"))
                         continue
-                    st = os.stat(os.path.join(dirpath, name), follow_symlinks=False)
+                    try:
+                        st = os.stat(os.path.join(dirpath, name))  # a link's target: what read() will read
+                    except OSError:
+                        self._refused.append((rel, "broken symbolic link"))
+                        continue
                     found.append((rel, st.st_size, st.st_mtime_ns))
             found.sort()
             self._entries = [TreeEntry(p, s) for p, s, _ in found]
