@@ -242,6 +242,13 @@ def test_blank_images_are_blank_not_near_duplicates_of_each_other():
     assert report["near_duplicate_groups"] == [["s2", "s3"]]
 
 
+def test_exclude_matches_whole_ids_only():
+    """An id longer than every id of the dataset must not be cut to the ids' width and drop another image."""
+    ds = _crafted()
+    kept = ds.exclude({"s1.png.png", "s1" + "x" * 40, "s2"})
+    assert sorted(kept.ids) == ["s0", "s1", "s3", "s4", "s5", "s6", "s7"]
+
+
 def test_clean_policy_never_touches_test_and_drops_what_it_says():
     ds = _crafted()
     excluded = clean_exclusions(ds, audit(ds), ["duplicates", "blank", "conflicts", "leakage"])

@@ -108,7 +108,8 @@ class FaceDataset:
 
     def exclude(self, ids: set[str] | list[str]) -> FaceDataset:
         """Drop the samples whose id is in `ids` (e.g. a cleaning manifest)."""
-        drop = np.isin(self.ids, np.asarray(sorted(set(ids)), dtype=self.ids.dtype))
+        wanted = {str(i) for i in ids}  # compared as Python strings: the ids' fixed-width dtype would cut longer ones
+        drop = np.fromiter((str(i) in wanted for i in self.ids), dtype=bool, count=len(self.ids))
         return self.subset(~drop)
 
     def class_counts(self) -> dict[str, dict[str, int]]:
