@@ -117,6 +117,18 @@ def test_any_image_mode_and_size_becomes_48x48_gray(tmp_path, mode):
     assert ds.images.std() > 0
 
 
+def test_16_bit_data_decodes_alike_in_png_and_pgm():
+    """PIL opens a 16-bit PGM as 32-bit mode I: it must still be value >> 8, as the 16-bit PNG is, not stretched."""
+    from ferlab.data.decode import decode_image
+
+    dark = np.random.default_rng(0).integers(1000, 2000, (48, 48)).astype(np.uint16)
+    png = io.BytesIO()
+    Image.fromarray(dark).save(png, "PNG")
+    pgm = b"P5 48 48 65535\n" + dark.astype(">u2").tobytes()
+    (as_png, _), (as_pgm, _) = decode_image(png.getvalue(), 48), decode_image(pgm, 48)
+    assert np.array_equal(as_png, as_pgm) and np.array_equal(as_png, (dark >> 8).astype(np.uint8))
+
+
 def test_cache_is_reused_and_invalidated_when_the_source_changes(tmp_path, small, monkeypatch):
     cache = tmp_path / "cache"
     root = write_image_folder(small, tmp_path / "fer.zip")

@@ -5,8 +5,9 @@ Policy (also in the README, "Data"):
    `MAX_IMAGE_SIDE` (PIL's own bomb check is looser).
 2. Apply the EXIF orientation when present.
 3. Grayscale: 8-bit modes use PIL's ITU-R 601 luma (`convert("L")`); alpha (RGBA, LA, P with
-   transparency) is composited over black; 16-bit images keep their full range (value >> 8);
-   32-bit integer and float images are rescaled from their min..max to 0..255.
+   transparency) is composited over black; 16-bit images keep their full range (value >> 8), and so do
+   32-bit integer images whose values fit in 16 bits (PIL opens 16-bit PGM/PPM as 32-bit); other 32-bit
+   integer and float images are rescaled from their min..max to 0..255.
 4. Center-crop to a square on the shorter side, then resize to `size` x `size`: area averaging
    (`BOX`) when shrinking, bicubic when enlarging. Images already `size` x `size` are not resampled.
 """
@@ -29,7 +30,7 @@ __all__ = ["MAX_IMAGE_PIXELS", "MAX_IMAGE_SIDE", "RESIZE_POLICY", "WIDE_RANGE_MO
 MAX_IMAGE_PIXELS = 40_000_000
 MAX_IMAGE_SIDE = 20_000
 #: One-line description stored in the dataset meta and part of the cache key.
-RESIZE_POLICY = "gray(luma, alpha over black, 16-bit>>8); center-crop square; BOX down / BICUBIC up; v1"
+RESIZE_POLICY = "gray(luma, alpha over black, 16-bit>>8); center-crop square; BOX down / BICUBIC up; v2"
 
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
 #: Errors PIL and zlib raise on damaged files: reported as corrupt, never as a crash.
@@ -58,6 +59,8 @@ def _gray(im: Image.Image) -> Image.Image:
         lo, hi = float(arr.min()), float(arr.max())
         if mode == "I" and lo >= 0 and hi <= 255:
             return Image.fromarray(arr.astype(np.uint8))
+        if mode == "I" and lo >= 0 and hi <= 65535:  # 16-bit data in a 32-bit mode (PGM/PPM with maxval > 255)
+            return Image.fromarray((arr.astype(np.uint32) >> 8).astype(np.uint8))
         scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
         return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info):
