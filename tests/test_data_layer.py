@@ -252,6 +252,16 @@ def test_blank_images_are_blank_not_near_duplicates_of_each_other():
     report = audit(ds).to_dict()
     assert report["blank_images"] == ["s0", "s1"]
     assert report["near_duplicate_groups"] == [["s2", "s3"]]
+    skipped = audit(ds, near_duplicates=False).to_dict()  # not searched is not "none found"
+    assert skipped["near_duplicate_groups"] is None and skipped["near_duplicate_groups_count"] is None
+
+
+def test_audit_text_says_near_duplicates_were_not_searched(tmp_path, small, capsys):
+    from ferlab.cli.main import main
+
+    root = write_image_folder(small, tmp_path / "fer.zip")
+    assert main(["data", "audit", str(root), "--no-near-duplicates"]) == 0
+    assert "near-duplicate groups    not searched (--no-near-duplicates)" in capsys.readouterr().out
 
 
 def test_exclude_matches_whole_ids_only():

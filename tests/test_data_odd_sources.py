@@ -78,6 +78,14 @@ def test_a_csv_with_no_valid_row_names_the_first_problems(tmp_path):
         load(tmp_path / "x.csv", progress=False)
 
 
+def test_a_csv_without_its_header_row_is_a_short_error(tmp_path):
+    (tmp_path / "x.csv").write_text("0," + _pixels(0) + ",Training\n")
+    with pytest.raises(DataError) as caught:
+        load(tmp_path / "x.csv", progress=False)
+    message = str(caught.value)
+    assert len(message) < 300 and "missing emotion,pixels" in message and "is the header row missing?" in message
+
+
 # --- folders and zips --------------------------------------------------------------------------------
 
 

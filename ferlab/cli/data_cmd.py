@@ -59,7 +59,8 @@ def _table(report) -> str:  # noqa: ANN001
         f"exact duplicate groups   {d['exact_duplicate_groups_count']} ({d['exact_duplicate_images']} images)",
         f"cross-split (leakage)    {d['cross_split_duplicate_groups_count']} groups",
         f"label-conflict groups    {d['label_conflict_groups_count']}",
-        f"near-duplicate groups    {d['near_duplicate_groups_count']}",
+        "near-duplicate groups    " + ("not searched (--no-near-duplicates)" if d["near_duplicate_groups"] is None
+                                        else str(d["near_duplicate_groups_count"])),
         f"unlabelled (no class)    {d['unlabelled_files_count']}",
         f"skipped (not images)     {report.skipped_files}",
     ]

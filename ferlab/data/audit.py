@@ -41,7 +41,7 @@ class AuditReport:
     exact_duplicate_groups: list[list[str]]
     cross_split_duplicate_groups: list[list[str]]
     label_conflict_groups: list[list[str]]
-    near_duplicate_groups: list[list[str]]
+    near_duplicate_groups: list[list[str]] | None  # None: not searched (`near_duplicates=False`), not "none found"
     imbalance: dict = field(default_factory=dict)
     skipped_files: int = 0  # files that are not images by their suffix (notes, Thumbs.db ...)
     unlabelled_files: list[str] = field(default_factory=list)  # images in no class folder: in no count above
@@ -50,7 +50,7 @@ class AuditReport:
         out = asdict(self)
         for key in ("corrupt_files", "blank_images", "exact_duplicate_groups", "cross_split_duplicate_groups",
                     "label_conflict_groups", "near_duplicate_groups", "unlabelled_files"):
-            out[f"{key}_count"] = len(out[key])
+            out[f"{key}_count"] = None if out[key] is None else len(out[key])
         out["exact_duplicate_images"] = sum(len(g) for g in self.exact_duplicate_groups)
         return out
 
@@ -121,7 +121,7 @@ def audit(ds: FaceDataset, *, near_duplicates: bool = True) -> AuditReport:
         exact_duplicate_groups=named(exact),
         cross_split_duplicate_groups=named(cross),
         label_conflict_groups=named(conflicts),
-        near_duplicate_groups=named(near),
+        near_duplicate_groups=named(near) if near_duplicates else None,
         imbalance=imbalance,
         skipped_files=int(ds.meta.get("skipped_files", 0)),
         unlabelled_files=[str(i) for i in ds.meta.get("unlabelled_files", [])],

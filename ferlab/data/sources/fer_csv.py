@@ -102,8 +102,11 @@ class FerCsvReader:
         columns = {name.strip().lower(): i for i, name in enumerate(header)}
         missing = [c for c in _REQUIRED if c not in columns]
         if missing:
+            found = ",".join(h.strip() for h in header)
+            if len(found) > 80:  # a file without a header row: its first row holds thousands of pixel values
+                found = found[:77] + "..."
             raise DataError(f"{path}: CSV needs columns emotion,pixels[,Usage]; missing {','.join(missing)} "
-                            f"(found {','.join(h.strip() for h in header)})")
+                            f"(found {found}; is the header row missing?)")
         i_emo, i_pix, i_use = columns["emotion"], columns["pixels"], columns.get("usage")
         name_to_index = {c: i for i, c in enumerate(EMOTIONS)}
         images, labels, splits, ids, bad = [], [], [], [], []
