@@ -31,6 +31,16 @@ def test_bundled_files_ship_small_with_their_metadata() -> None:
     assert (pt.parent / "MODEL_CARD.md").read_text().startswith("# Model card")
 
 
+def test_an_explicit_backend_is_honoured_or_refused_never_swapped() -> None:
+    from ferlab.errors import CheckpointError, ConfigError
+
+    with pytest.raises(ConfigError, match="unknown backend 'bogus'; choose from auto, torch, onnx"):
+        Predictor.from_pretrained(backend="bogus")
+    with pytest.raises(CheckpointError, match="this build ships no 'ensemble' model"):
+        Predictor.from_pretrained(backend="ensemble")
+    assert isinstance(Predictor.from_pretrained(backend="onnx-int8").classifier, OnnxClassifier)
+
+
 def test_astronaut_is_found_and_called_happy() -> None:
     from skimage import data
 

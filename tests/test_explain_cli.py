@@ -97,6 +97,20 @@ def test_explain_without_detection_sees_the_crop_predict_sees_on_a_non_square_im
     assert exp.probs == pytest.approx(face.probs, abs=1e-5)  # not a squashed copy of the image
 
 
+def test_an_out_that_is_a_file_is_refused_before_any_work(tiny, tmp_path, capsys, monkeypatch):
+    import ferlab.explain.api as api
+
+    def never(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("explained before --out was checked")
+
+    monkeypatch.setattr(api, "explain_image", never)
+    (tmp_path / "afile").write_text("keep")
+    assert main(["explain", str(tiny["crop"]), "--model", str(tiny["ckpt"]), "--out", str(tmp_path / "afile")]) == 2
+    blocked = f"ferlab: error: {tmp_path / 'afile'} is a file, so no folder can be made there"
+    assert capsys.readouterr().err.strip() == blocked
+    assert (tmp_path / "afile").read_text() == "keep"
+
+
 def test_folders_are_walked_for_images_and_an_empty_one_is_named(tiny, tmp_path, capsys):
     folder = tmp_path / "faces"
     (folder / "nested").mkdir(parents=True)

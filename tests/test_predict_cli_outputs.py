@@ -164,3 +164,61 @@ def test_a_csv_path_that_is_a_folder_is_named_in_the_error(setup, tmp_path, caps
                  "--csv", str(tmp_path)]) == 1
     assert capsys.readouterr().err.strip() == f"ferlab: error: {tmp_path}: is a folder, not a file"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def _two_x(tmp_path):  # noqa: ANN001, ANN202 - a/x.png (dark) and b/x.png (bright)
+    for sub, grey in (("a", 60), ("b", 200)):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        Image.fromarray(np.full((48, 48), grey, np.uint8)).save(tmp_path / "in" / sub / "x.png")
+    return tmp_path / "in"
+
+
+def test_shards_writing_to_one_out_folder_name_outputs_as_one_run_would(setup, tmp_path, capsys):
+    folder = _two_x(tmp_path)
+    for part in ("1/2", "2/2"):
+        assert main(["predict", str(folder), "--model", str(setup["ckpt"]), "--no-detect", "--out",
+                     str(tmp_path / "out"), "--shard", part]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x-2.annotated.png", "x.annotated.png"]
+
+
+def test_globs_walk_the_folders_they_match_and_keep_only_images(setup, tmp_path, capsys):
+    folder = _two_x(tmp_path)
+    (folder / "notes.txt").write_text("not a face")
+    for pattern in (f"{folder}/*", f"{folder}/**"):
+        assert main(["predict", pattern, "--model", str(setup["ckpt"]), "--no-detect", "--json"]) == 0
+        assert _paths(capsys) == [str(folder / "a" / "x.png"), str(folder / "b" / "x.png")]
+
+
+def test_file_names_that_are_not_utf8_are_skipped_with_a_notice(setup, tmp_path, capsys):
+    import os
+
+    folder = _two_x(tmp_path)
+    bad_image = os.fsdecode(str(folder).encode() + b"/bad\xff.png")
+    bad_video = os.fsdecode(str(folder).encode() + b"/clip\xff.mp4")  # OpenCV's reader segfaults on such a path
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(bad_image, format="PNG")
+    with open(bad_video, "wb") as fh:
+        fh.write(b"\0" * 64)
+    csv_path = tmp_path / "rows.csv"
+    assert main(["predict", str(folder), "--model", str(setup["ckpt"]), "--no-detect", "--json",
+                 "--csv", str(csv_path)]) == 0
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["path"] for line in out.strip().splitlines()] == [str(folder / "a" / "x.png"),
+                                                                               str(folder / "b" / "x.png")]
+    notices = [line for line in err.splitlines() if "not valid UTF-8" in line]
+    assert len(notices) == 2 and all(n.startswith("ferlab: skipped ") for n in notices)
+    assert len(list(csv.DictReader(csv_path.open()))) == 2
+
+
+def test_an_unknown_detector_is_one_line_before_the_model_loads(setup, tmp_path, capsys):
+    assert main(["predict", str(setup["crops"]), "--model", str(tmp_path / "no-such-model.pt"),
+                 "--detector", "bogus"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ferlab: error: unknown face detector 'bogus'")
+
+
+def test_the_csv_carries_each_face_warning(setup, tmp_path, capsys):
+    Image.fromarray(np.full((8, 8), 90, np.uint8)).save(tmp_path / "tiny.png")
+    assert main(["predict", str(tmp_path / "tiny.png"), "--model", str(setup["ckpt"]), "--no-detect",
+                 "--csv", str(tmp_path / "rows.csv")]) == 0
+    (row,) = list(csv.DictReader((tmp_path / "rows.csv").open()))
+    assert row["warning"] == "face is 8 px, under 20 px: unreliable" and row["error"] == ""

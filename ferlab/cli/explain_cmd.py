@@ -84,6 +84,12 @@ def run(args: argparse.Namespace) -> int:
 
     get_method(args.method)  # unknown method: one-line error before any model loads
     _check_mode(args)
+    if args.out:
+        from ferlab.errors import ConfigError
+        from ferlab.io import blocked_folder_message
+
+        if blocked := blocked_folder_message(Path(args.out)):  # now, not after every image is explained
+            raise ConfigError(blocked)
     return _run_dataset(args) if args.data else _run_images(args)
 
 
@@ -118,7 +124,7 @@ def _run_images(args: argparse.Namespace) -> int:
     from ferlab.explain.api import explain_image, overlay_png, require_torch_model, resolve_target
     from ferlab.io import atomic_write_bytes
     from ferlab.predict.detectors import resolve_detector_name
-    from ferlab.predict.inputs import list_inputs, unique_stem
+    from ferlab.predict.inputs import list_inputs, output_stems
 
     images = list_inputs(args.images, images_only=True)
     if not args.no_detect:
@@ -130,10 +136,10 @@ def _run_images(args: argparse.Namespace) -> int:
     network = torch_net if args.features else None
     out = Path(args.out) if args.out else None
     done = 0
-    taken: set[str] = set()  # output stems used so far: a/x.png and b/x.png must not overwrite each other
+    stems = output_stems(images)  # a/x.png and b/x.png must not overwrite each other
     for path in images:
         record: dict = {"path": path, "faces": [], "error": None}
-        stem = unique_stem(path, taken)
+        stem = stems[path]
         try:
             explanations = explain_image(predictor, path, method=args.method, target=args.target,
                                          detect=not args.no_detect, detector=args.detector)

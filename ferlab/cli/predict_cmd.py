@@ -125,7 +125,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from ferlab.errors import ConfigError
     from ferlab.io import atomic_open
-    from ferlab.predict.inputs import list_inputs, parse_shard, shard, unique_stem
+    from ferlab.predict.detectors import resolve_detector_name
+    from ferlab.predict.inputs import list_inputs, output_stems, parse_shard, shard
     from ferlab.predict.video import is_video_path
 
     _inputs_after_ensemble(args)
@@ -134,7 +135,9 @@ def _run(args: argparse.Namespace) -> int:
     index, count = parse_shard(args.shard)
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    resolve_detector_name(args.detector)  # an unknown --detector is one line now, not one error per input
     inputs = list_inputs(args.paths)
+    stems = output_stems(inputs)  # over the whole listing: shards writing to one --out never collide
     if index >= len(inputs):  # more job-array workers than inputs: this one has nothing to do, which is no failure
         print(f"ferlab: shard {args.shard} holds none of the {len(inputs)} inputs; nothing to do", file=sys.stderr)
         return 0
@@ -144,22 +147,21 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     detect = not args.no_detect
     ok = 0
-    taken: set[str] = set()  # output stems used so far in this run
     with (atomic_open(args.csv, "w", newline="", encoding="utf-8") if args.csv else open(os.devnull, "w")) as fh:
         writer = csv.writer(fh)
-        writer.writerow(["path", "face", "x", "y", "w", "h", "score", "label", *pred.classes, "error"])
+        writer.writerow(["path", "face", "x", "y", "w", "h", "score", "label", *pred.classes, "error", "warning"])
         blank = [""] * len(pred.classes)
         for videos, group in itertools.groupby(shard(iter(inputs), index, count), key=is_video_path):
             if videos:
                 for path in group:
-                    summary = _video(pred, path, out, cfg, detect, unique_stem(path, taken))
+                    summary = _video(pred, path, out, cfg, detect, stems[path])
                     error = summary["error"]
                     ok += error is None
                     for t in summary["tracks"]:  # one row per track: its dominant emotion and mean probabilities
                         writer.writerow([path, t["id"], "", "", "", "", "", t["dominant"],
-                                         *(f"{t['mean_probs'][c]:.4f}" for c in pred.classes), ""])
+                                         *(f"{t['mean_probs'][c]:.4f}" for c in pred.classes), "", ""])
                     if error:
-                        writer.writerow([path, "", "", "", "", "", "", "", *blank, error])
+                        writer.writerow([path, "", "", "", "", "", "", "", *blank, error, ""])
                     if args.json:
                         print(json.dumps(summary), flush=True)
                     else:
@@ -172,11 +174,11 @@ def _run(args: argparse.Namespace) -> int:
                 ok += error is None
                 for k, f in enumerate(faces):
                     writer.writerow([path, k, *f["box"], f"{f['score']:.4f}", f["label"],
-                                     *(f"{f['probs'][c]:.4f}" for c in pred.classes), ""])
+                                     *(f"{f['probs'][c]:.4f}" for c in pred.classes), "", f.get("warning") or ""])
                 if error:
-                    writer.writerow([path, "", "", "", "", "", "", "", *blank, error])
+                    writer.writerow([path, "", "", "", "", "", "", "", *blank, error, ""])
                 if out is not None and found:
-                    _annotated(path, found, out, unique_stem(path, taken))
+                    _annotated(path, found, out, stems[path])
                 if args.json:
                     print(json.dumps({"path": path, "faces": faces, "error": error}), flush=True)
                 else:

@@ -13,6 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ferlab.errors import CheckpointError, ConfigError
+
 __all__ = ["BACKEND_FILES", "ENSEMBLE_FILE", "bundled_model_path", "bundled_meta", "bundled_inference_path",
            "bundled_ensemble_path", "model_sources", "shipped_tta"]
 
@@ -42,9 +44,14 @@ def bundled_inference_path(backend: str = "auto") -> Path:
     ("auto"), else default.pt; backend="torch" always gives default.pt (gradients)."""
     pt = bundled_model_path()
     if backend == "auto":
-        backend = str(bundled_meta(pt).get("backend", "torch"))
-    twin = pt.with_name(BACKEND_FILES.get(backend, pt.name))
-    return twin if twin.is_file() else pt
+        twin = pt.with_name(BACKEND_FILES.get(str(bundled_meta(pt).get("backend", "torch")), pt.name))
+        return twin if twin.is_file() else pt
+    if backend not in BACKEND_FILES:  # an explicit choice is honoured or refused, never swapped for torch silently
+        raise ConfigError(f"unknown backend '{backend}'; choose from auto, {', '.join(BACKEND_FILES)}")
+    chosen = pt.with_name(BACKEND_FILES[backend])
+    if not chosen.is_file():
+        raise CheckpointError(f"this build ships no '{backend}' model ({chosen.name} is not next to {pt.name})")
+    return chosen
 
 
 def bundled_ensemble_path() -> Path | None:

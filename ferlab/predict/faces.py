@@ -123,7 +123,7 @@ def detect_and_align(image: np.ndarray, *, detector: str | FaceDetector = "auto"
     for det in sorted(det_impl.detect(rgb), key=lambda d: (d.box[0], d.box[1])):
         box = tuple(int(round(v)) for v in det.box)
         small = min(box[2], box[3]) < min_size
-        warning = f"face is {min(box[2], box[3])} px, below --min-size {min_size}: unreliable" if small else None
+        warning = f"face is {min(box[2], box[3])} px, under {min_size} px: unreliable" if small else None
         geometry = {"size": size, "margin": margin, "box_scale": det_impl.box_scale, "y_shift": det_impl.y_shift}
         faces.append(AlignedFace(crop=align_face(gray, det, **geometry), box=box, score=det.score,
                                  landmarks=det.landmarks, too_small=small, warning=warning,

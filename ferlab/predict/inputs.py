@@ -7,41 +7,85 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from ferlab.data.sources.layout import IMAGE_SUFFIXES
 
-__all__ = ["iter_inputs", "list_inputs", "parse_shard", "shard", "unique_stem"]
+__all__ = ["iter_inputs", "list_inputs", "output_stems", "parse_shard", "shard", "unique_stem"]
+
+
+def _wanted_suffixes() -> frozenset[str]:
+    from ferlab.predict.video import VIDEO_SUFFIXES
+
+    return frozenset(IMAGE_SUFFIXES | set(VIDEO_SUFFIXES))
+
+
+def _walk(folder: str, wanted: frozenset[str]) -> Iterator[str]:
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        yield from (os.path.join(root, f) for f in sorted(files) if Path(f).suffix.lower() in wanted)
 
 
 def iter_inputs(paths: list[str]) -> Iterator[str]:
-    """Files named, folders walked recursively in sorted order (image and video suffixes only), globs expanded."""
-    from ferlab.predict.video import VIDEO_SUFFIXES
-
-    wanted = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    """Files named, folders walked recursively in sorted order (image and video suffixes only), globs expanded
+    (their folders walked, their files kept by the same suffixes), each path once."""
+    wanted = _wanted_suffixes()
+    seen: set[str] = set()
     for raw in paths:
         if os.path.isdir(raw):
-            for root, dirs, files in os.walk(raw):
-                dirs.sort()
-                yield from (os.path.join(root, f) for f in sorted(files) if Path(f).suffix.lower() in wanted)
+            found: Iterator[str] = _walk(raw, wanted)
         elif glob.has_magic(raw):
-            yield from sorted(glob.glob(raw, recursive=True))
+            found = (f for match in sorted(glob.glob(raw, recursive=True))
+                     for f in (_walk(match, wanted) if os.path.isdir(match)
+                               else [match] if Path(match).suffix.lower() in wanted else []))
         else:
-            yield raw
+            found = iter([raw])
+        for path in found:
+            if path not in seen:  # `dir/**` matches a folder and the files inside it
+                seen.add(path)
+                yield path
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes come back from the file system as lone surrogates
+        return False
+    return True
 
 
 def list_inputs(paths: list[str], *, images_only: bool = False) -> list[str]:
     """iter_inputs as a list (videos left out with `images_only`); ConfigError when folders and globs hold nothing
-    to read, so an empty folder is named as such instead of failing later as 'nothing processed'."""
+    to read, so an empty folder is named as such instead of failing later as 'nothing processed'.
+
+    A path that is not valid UTF-8 is left out with a one-line notice on stderr: OpenCV's video reader crashes the
+    process on one, and JSON, CSV and reports cannot name it.
+    """
     from ferlab.errors import ConfigError
     from ferlab.predict.video import is_video_path
 
     found = [p for p in iter_inputs(paths) if not (images_only and is_video_path(p))]
+    for bad in (p for p in found if not _utf8(p)):
+        shown = bad.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        print(f"ferlab: skipped {shown}: the file name is not valid UTF-8; rename it", file=sys.stderr)
+    found = [p for p in found if _utf8(p)]
     if not found:
         kind = "image" if images_only else "image or video"
         raise ConfigError(f"no {kind} files in {', '.join(paths)}")
     return found
+
+
+def output_stems(paths: list[str]) -> dict[str, str]:
+    """Each input's output name stem, given over the whole listing before it is sharded, so shards of one job
+    array writing to one folder name a/x.png and b/x.png `x` and `x-2` as a single run would."""
+    taken: set[str] = set()
+    stems: dict[str, str] = {}
+    for path in paths:
+        if path not in stems:
+            stems[path] = unique_stem(path, taken)
+    return stems
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
