@@ -82,6 +82,27 @@ def test_resolve_overrides_and_errors():
         AugmentConfig(flip=2.0)
 
 
+def test_option_values_are_numbers_or_number_text_and_anything_else_is_one_line():
+    """YAML 1.1 reads `1e-1` as text: accepted; `abc`, `maybe`, booleans and half pixels are ConfigErrors (they
+    were TypeError tracebacks from the range checks)."""
+    cfg = resolve_augment("strong", {"shift": "1e-1", "crop_padding": 4.0, "erase_area": ["0.1", 0.3]})
+    assert (cfg.shift, cfg.crop_padding, cfg.erase_area) == (0.1, 4, (0.1, 0.3))
+    for bad, message in (({"rotate": "abc"}, "rotate must be a number, got 'abc'"),
+                         ({"flip": True}, "flip must be a number, got True"),
+                         ({"crop_padding": 2.5}, "crop_padding must be a whole number of pixels"),
+                         ({"erase_area": 0.2}, "erase_area must be two numbers")):
+        with pytest.raises(ConfigError, match=message):
+            resolve_augment("strong", bad)
+
+
+def test_a_bad_augment_option_from_the_command_line_is_one_line(tmp_path, capsys):
+    from ferlab.cli.main import main
+
+    assert main(["train", "--model", "simple_cnn", "--data", str(tmp_path), "--epochs", "1", "--out",
+                 str(tmp_path / "run"), "--set", "augment_options.flip=maybe"]) == 2
+    assert capsys.readouterr().err.strip() == "ferlab: error: augment option flip must be a number, got 'maybe'"
+
+
 def test_mixup_and_cutmix_keep_target_mass():
     x = torch.rand(6, 1, 16, 16)
     y = torch.tensor([0, 1, 2, 0, 1, 2])

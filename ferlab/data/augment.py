@@ -80,10 +80,35 @@ def resolve_augment(preset: str | AugmentConfig, overrides: dict[str, Any] | Non
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ConfigError(f"unknown augment option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    values = dict(overrides)
-    if "erase_area" in values:
-        values["erase_area"] = tuple(float(v) for v in values["erase_area"])
+    types = {f.name: f.type for f in fields(AugmentConfig)}
+    values = {name: _option_value(name, value, types[name]) for name, value in overrides.items()}
     return replace(base, **values)
+
+
+def _number(name: str, value: Any, whole: bool) -> float | int:
+    """An option's number: ints and floats, or their text (YAML 1.1 reads `1e-1` as a string); anything else,
+    booleans included, is a one-line ConfigError (it was a TypeError traceback from the range checks)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"augment option {name} must be {'a whole number' if whole else 'a number'}, "
+                          f"got {value!r}")
+    if whole:
+        if value != int(value):
+            raise ConfigError(f"augment option {name} must be a whole number of pixels, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _option_value(name: str, value: Any, kind: Any) -> Any:
+    if name == "erase_area":
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise ConfigError(f"augment option erase_area must be two numbers [lo, hi], got {value!r}")
+        return tuple(_number(name, v, whole=False) for v in value)
+    return _number(name, value, whole=kind in (int, "int"))
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
