@@ -46,6 +46,27 @@ def test_train_then_resume_from_the_cli(tmp_path, folder, capsys):
     assert json.loads((out / "summary.json").read_text())["epochs_done"] == 2
     code, cap = _train(["--resume", str(out), "--epochs", "3", "--lr", "0.5"], capsys)
     assert code == 2 and "cannot change lr" in cap.err
+    files = {name: (out / name).read_bytes() for name in ("config.yaml", "summary.json")}
+    code, cap = _train(["--resume", str(out), "--epochs", "1"], capsys)  # fewer than it has trained
+    assert code == 2 and "has already trained 2 epochs; --epochs must be at least 2" in cap.err
+    assert files == {name: (out / name).read_bytes() for name in files}  # untouched, so compare still reuses it
+
+
+def test_resume_on_other_data_is_refused_and_on_moved_data_accepted(tmp_path, folder, capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    assert _train(["--model", "sequential_small", "--data", str(folder), "--epochs", "1", "--out", str(out),
+                   "--set", "image_size=24", "--batch-size", "8"], capsys)[0] == 0
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    Image.fromarray(np.zeros((24, 24), np.uint8)).save(other / "train" / "sad" / "extra.png")
+    code, cap = _train(["--resume", str(out), "--epochs", "2", "--data", str(other)], capsys)
+    assert code == 2 and "gives other training or validation images than the run's" in cap.err
+    moved = tmp_path / "moved"
+    shutil.copytree(folder, moved)  # the same files under another path
+    code, cap = _train(["--resume", str(out), "--epochs", "2", "--data", str(moved)], capsys)
+    assert code == 0, cap.err
 
 
 @pytest.mark.parametrize(

@@ -82,6 +82,9 @@ def _resume_config(run_dir: Path, overrides: dict[str, Any]):  # noqa: ANN202 - 
     if changed:
         raise ConfigError(f"--resume continues a run as it was configured; cannot change {', '.join(changed)} "
                           f"(may change: {', '.join(sorted(_RESUMABLE - {'out'}))})")
+    done = int(ckpt.get("epoch") or 0)
+    if "epochs" in overrides and int(overrides["epochs"]) < done:  # it would rewrite config and summary, train nothing
+        raise ConfigError(f"{run_dir} has already trained {done} epochs; --epochs must be at least {done}")
     return TrainConfig.from_dict({**ckpt["config"], "out": str(run_dir)}).with_overrides(overrides)
 
 

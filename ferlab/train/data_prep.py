@@ -29,14 +29,15 @@ class RunData:
     source: str = ""
     fingerprint: str = ""
     val_digest: str = ""  # carve_digest of the validation split: `eval --split val` checks it found the same images
+    train_digest: str = ""  # carve_digest of the training split: `--resume` checks it continues on the same images
 
 
-def carve_digest(val: FaceDataset) -> str:
-    """A short digest of a validation split's images and labels (content hashes), independent of order and paths:
-    equal digests mean the same carve, wherever and however the data was loaded."""
+def carve_digest(split: FaceDataset) -> str:
+    """A short digest of a split's images and labels (content hashes), independent of order and paths: equal
+    digests mean the same images, wherever and however the data was loaded."""
     import hashlib
 
-    pairs = sorted(f"{h}:{label}" for h, label in zip(val.hashes.tolist(), val.labels.tolist(), strict=True))
+    pairs = sorted(f"{h}:{label}" for h, label in zip(split.hashes.tolist(), split.labels.tolist(), strict=True))
     return hashlib.sha256("\n".join(pairs).encode()).hexdigest()[:16]
 
 
@@ -111,4 +112,4 @@ def prepare_data(cfg: TrainConfig, image_size: int, dataset: FaceDataset | None 
         raise DataError(f"too few images to train ({len(train)}) and validate ({len(val)}); raise --limit or "
                         f"val_fraction")
     (ti, tl), (vi, vl) = train.torch_view(), val.torch_view()
-    return RunData(tuple(ds.classes), ti, tl, vi, vl, ds.source, ds.fingerprint, carve_digest(val))
+    return RunData(tuple(ds.classes), ti, tl, vi, vl, ds.source, ds.fingerprint, carve_digest(val), carve_digest(train))

@@ -208,6 +208,7 @@ class _Run:
             "sampler_state": {"seed": self.cfg.seed, "next_epoch": self.progress.epoch},
             "elapsed_seconds": self.progress.elapsed_seconds, "progress": self.progress.state(),
             "data_fingerprint": self.data.fingerprint, "val_digest": self.data.val_digest,
+            "train_digest": self.data.train_digest,
             "world_size": self.dist.world,
             "swa_state": self.swa.state_dict() if self.swa is not None else None,
         }
@@ -350,6 +351,11 @@ def _setup_run(cfg: TrainConfig, dataset: Any, resume_ckpt: dict[str, Any] | Non
     if resume_ckpt is not None and list(resume_ckpt["classes"]) != list(data.classes):
         raise CheckpointError(f"checkpoint classes {resume_ckpt['classes']} differ from the data's "
                               f"{list(data.classes)}")
+    if resume_ckpt is not None and any(resume_ckpt.get(f"{k}_digest") not in (None, "", getattr(data, f"{k}_digest"))
+                                       for k in ("train", "val")):
+        raise CheckpointError(f"{cfg.data} gives other training or validation images than the run's (other data, "
+                              "or another version of it): resuming would mix the two in its metrics and its "
+                              "best.pt; resume with the run's data (it may have moved: same files, any path)")
     kwargs = _model_kwargs(cfg, image_size, default_size)
     model = _build_model(cfg, len(data.classes), kwargs).to(device)
     if cfg.channels_last:
