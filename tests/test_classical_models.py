@@ -80,6 +80,16 @@ def test_fit_hog_svm_writes_a_run_dir_that_load_classifier_reads(tiny, tmp_path)
     np.testing.assert_allclose(probs, direct, atol=1e-6)
 
 
+def test_export_half_of_a_classical_model_is_refused_not_claimed(tiny, tmp_path, capsys) -> None:
+    from ferlab.cli.main import main
+
+    run = fit(TrainConfig(model="hog_svm", data="synthetic", out=str(tmp_path / "run"), progress=False), dataset=tiny)
+    assert main(["export", str(run), "--bundle", str(tmp_path / "h16.pt"), "--half"]) == 2
+    assert "holds a classical estimator, which has none" in capsys.readouterr().err
+    assert not (tmp_path / "h16.pt").exists()
+    assert main(["export", str(run), "--bundle", str(tmp_path / "h.pt")]) == 0
+
+
 def test_fit_refuses_to_overwrite_a_run(tiny, tmp_path) -> None:
     cfg = TrainConfig(model="hog_svm", data="synthetic", out=str(tmp_path / "run"), progress=False)
     fit(cfg, dataset=tiny)

@@ -222,3 +222,21 @@ def test_the_csv_carries_each_face_warning(setup, tmp_path, capsys):
                  "--csv", str(tmp_path / "rows.csv")]) == 0
     (row,) = list(csv.DictReader((tmp_path / "rows.csv").open()))
     assert row["warning"] == "face is 8 px, under 20 px: unreliable" and row["error"] == ""
+
+
+def test_export_outputs_must_differ_from_each_other_and_from_the_checkpoint(setup, tmp_path, capsys):
+    import shutil
+
+    ckpt = tmp_path / "best.pt"
+    shutil.copy(setup["ckpt"], ckpt)
+    before = ckpt.read_bytes()
+    for argv, message in (
+        (["--onnx", str(tmp_path / "x.pt"), "--bundle", str(tmp_path / "x.pt")], "--bundle and --onnx name the same"),
+        (["--bundle", str(ckpt), "--half"], f"--bundle {ckpt} is the checkpoint being exported"),
+        (["--bundle", str(tmp_path / "." / "best.pt")], "is the checkpoint being exported"),
+    ):
+        assert main(["export", str(ckpt), *argv]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["export", str(tmp_path), "--bundle", str(ckpt)]) == 2  # a run directory reads its best.pt
+    assert "is the checkpoint being exported" in capsys.readouterr().err
+    assert ckpt.read_bytes() == before and not (tmp_path / "x.pt").exists()

@@ -48,6 +48,30 @@ def _check_flags(args: argparse.Namespace, is_onnx: bool) -> None:
         raise ConfigError("nothing to do: give --onnx OUT.onnx and/or --bundle OUT.pt")
     elif args.int8 and not args.onnx:
         raise ConfigError("--int8 quantises the ONNX export: give --onnx OUT.onnx too")
+    _check_outputs(args, is_onnx)
+
+
+def _check_outputs(args: argparse.Namespace, is_onnx: bool) -> None:
+    """Every file export writes is distinct from the others and from the checkpoint it reads: --onnx and
+    --bundle on one path left only the ONNX file, and --bundle onto the run's best.pt replaced its weights."""
+    from ferlab.errors import ConfigError
+    from ferlab.export.quantize import int8_path
+
+    source = Path(args.checkpoint)
+    if source.is_dir():  # a run directory: the file load_checkpoint reads
+        source = source / "best.pt" if (source / "best.pt").is_file() else source / "last.pt"
+    outputs = {"--bundle": args.bundle, "--onnx": args.onnx}
+    if args.int8:
+        outputs["the int8 model"] = str(int8_path(args.checkpoint if is_onnx else args.onnx))
+    named = {flag: Path(path).expanduser().resolve() for flag, path in outputs.items() if path}
+    for flag, path in named.items():
+        if path == source.expanduser().resolve():
+            raise ConfigError(f"{flag} {outputs[flag]} is the checkpoint being exported; write to another file")
+    flags = list(named)
+    for i, first in enumerate(flags):
+        for second in flags[i + 1:]:
+            if named[first] == named[second]:
+                raise ConfigError(f"{first} and {second} name the same file {outputs[first]}; give each its own")
 
 
 def _quantize(fp32: Path, args: argparse.Namespace) -> None:

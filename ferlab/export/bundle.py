@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ferlab.errors import CheckpointError
+from ferlab.errors import CheckpointError, ConfigError
 from ferlab.train.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = ["INFERENCE_KEYS", "slim_checkpoint"]
@@ -23,8 +23,11 @@ def slim_checkpoint(source: str | Path, out: str | Path, *, half: bool = False) 
     ckpt = load_checkpoint(source)
     if "model_state" not in ckpt and "estimator" not in ckpt:
         raise CheckpointError(f"{source} holds no model weights to bundle")
+    if half and "model_state" not in ckpt:  # it printed "fp16 weights" and wrote the estimator unchanged
+        raise ConfigError(f"--half stores network weights as fp16; {source} holds a classical estimator, which "
+                          "has none (bundle it without --half)")
     slim = {k: ckpt[k] for k in INFERENCE_KEYS if k in ckpt}
-    if half and "model_state" in slim:
+    if half:
         slim["model_state"] = {k: v.half() if v.is_floating_point() else v for k, v in slim["model_state"].items()}
         slim["weights_dtype"] = "float16"
     return save_checkpoint(out, slim)
