@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["atomic_path", "atomic_open", "atomic_write_text", "atomic_write_bytes", "atomic_write_json",
-           "blocked_folder_message", "read_yaml_file"]
+           "blocked_folder_message", "read_yaml_file", "torch_load_error_text"]
 
 
 def _current_umask() -> int:
@@ -81,3 +81,20 @@ def read_yaml_file(path: str | os.PathLike, kind: str) -> Any:
         raise ConfigError(f"{kind} file not found: {path}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise ConfigError(f"cannot read {kind} {path}: {str(err).splitlines()[0]}") from None
+
+
+def torch_load_error_text(err: Exception) -> str:
+    """One line on why torch.load refused a file. A weights-only refusal's own text advises loading with
+    weights_only=False (running the file's code), so only the unpickler's reason is kept."""
+    text = str(err).strip()
+    marker = "WeightsUnpickler error:"
+    if marker in text or text.startswith("Weights only load failed"):
+        # the reason follows the marker, or (e.g. a blocked global such as os.system) the advice paragraph
+        rest = text.split(marker, 1)[1] if marker in text else text.split("\n", 1)[-1]
+        reason = next((line.strip() for line in rest.splitlines()
+                       if line.strip() and not line.strip().startswith("Check the documentation")), "")
+        return "refused by torch's weights-only loader" + (f" ({reason.split('. ')[0]})" if reason else "")
+    first = text.splitlines()[0] if text else type(err).__name__
+    if isinstance(err, (KeyError, IndexError, TypeError, AttributeError)):  # their text alone is e.g. "118"
+        return f"unreadable pickle data ({type(err).__name__}: {first})"
+    return first

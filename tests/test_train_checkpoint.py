@@ -112,3 +112,24 @@ def test_a_checkpoint_that_would_run_code_is_refused_not_run(tmp_path, capsys):
     with pytest.raises(CheckpointError, match=r"weights-only loader \(Unsupported global: GLOBAL .*print"):
         load_checkpoint(tmp_path / "hostile.pt")
     assert "this must never run" not in capsys.readouterr().out
+
+
+class _RunsShellWhenUnpickled:
+    def __reduce__(self):  # noqa: ANN204 - os.system: torch blocks its whole module, with another message shape
+        import os
+
+        return (os.system, ("echo this must never run",))
+
+
+def test_a_blocked_module_is_reported_without_torchs_unsafe_advice(tmp_path, capfd):
+    from ferlab.errors import ModelError
+    from ferlab.models.weights import read_state_dict
+
+    torch.save({"model_state": _RunsShellWhenUnpickled()}, tmp_path / "hostile.pt")
+    for read, error in ((load_checkpoint, CheckpointError), (read_state_dict, ModelError)):
+        with pytest.raises(error) as caught:
+            read(tmp_path / "hostile.pt")
+        message = str(caught.value)
+        assert "weights-only loader (Trying to load unsupported GLOBAL" in message
+        assert "weights_only` set to `False`" not in message and "\n" not in message
+    assert "this must never run" not in capfd.readouterr().out

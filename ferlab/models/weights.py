@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ferlab.errors import ModelError
+from ferlab.io import torch_load_error_text
 
 __all__ = ["load_weights", "read_state_dict", "adapt_first_conv_weight"]
 
@@ -26,7 +27,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(file, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as err:
-        raise ModelError(f"cannot read weights file {file}: {str(err).splitlines()[0]}") from None
+        raise ModelError(f"cannot read weights file {file} (corrupt or not a weights file: "
+                         f"{torch_load_error_text(err)})") from None
     for key in _NESTED_KEYS:
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]

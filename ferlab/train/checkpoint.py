@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ferlab.errors import CheckpointError
-from ferlab.io import atomic_path
+from ferlab.io import atomic_path, torch_load_error_text
 
 __all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "load_model", "build_model",
            "Classifier", "TorchClassifier", "load_classifier", "CHECKPOINT_BACKENDS", "FILE_BACKENDS",
@@ -48,20 +48,6 @@ def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def _load_error_reason(err: Exception) -> str:
-    """One line on why torch.load refused a file. A weights-only refusal's own text advises loading with
-    weights_only=False (running the file's code), so only the unpickler's reason is kept."""
-    text = str(err).strip()
-    marker = "WeightsUnpickler error:"
-    if marker in text:
-        reason = next((line.strip() for line in text.split(marker, 1)[1].splitlines() if line.strip()), "")
-        return "refused by torch's weights-only loader" + (f" ({reason.split('. ')[0]})" if reason else "")
-    first = text.splitlines()[0] if text else type(err).__name__
-    if isinstance(err, (KeyError, IndexError, TypeError, AttributeError)):  # their text alone is e.g. "118"
-        return f"unreadable pickle data ({type(err).__name__}: {first})"
-    return first
-
-
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a ferlab checkpoint; CheckpointError if it is missing, unreadable, or not a ferlab checkpoint."""
     p = Path(path)
@@ -73,7 +59,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile,
             KeyError, IndexError, TypeError, AttributeError) as err:  # torch's unpickler on arbitrary bytes
-        first = _load_error_reason(err)
+        first = torch_load_error_text(err)
         raise CheckpointError(f"cannot read checkpoint {p} (corrupt or not a ferlab checkpoint): "
                               f"{first[:200]}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
