@@ -215,3 +215,12 @@ def test_a_run_from_before_a_config_field_existed_still_counts_as_the_same_confi
     assert _same_config(tmp_path, cfg)
     assert not _same_config(tmp_path, TrainConfig(**{**cfg.to_dict(), "val_no_copies": True}))
     assert not _same_config(tmp_path, TrainConfig(**{**cfg.to_dict(), "epochs": 3}))
+
+
+def test_leaderboard_markdown_survives_spaces_in_paths_and_bars_in_names():
+    markdown_it = pytest.importorskip("markdown_it")  # rich's Markdown parser: CommonMark with tables
+    rows = [LeaderboardRow("a|b", "m", "7", accuracy=0.5)]
+    html = markdown_it.MarkdownIt("commonmark").enable("table").render(
+        leaderboard_markdown(rows, images={"per-class F1": "my board/per_class_f1.png"}))
+    assert '<img src="my%20board/per_class_f1.png"' in html
+    assert "<td>a|b</td>" in html and html.count("<td>") == 12  # one row, every column in its place
