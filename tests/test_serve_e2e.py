@@ -197,3 +197,35 @@ def test_page_is_keyboard_usable(page):
     assert page.locator("#mode-camera").get_attribute("aria-pressed") == "true"
     assert page.locator("#camera-panel").is_visible()
 
+
+
+def test_the_screen_only_shows_results_of_the_file_on_screen(page, media, tmp_path):
+    """A failed upload clears the previous faces; a TIFF (no browser preview) is still analysed by the server;
+    every listed face gets its heat map, with region bars wide enough to read."""
+    from PIL import Image
+
+    page.set_input_files("#file-input", str(media["photo"]))
+    page.locator("#faces li.face").first.wait_for(timeout=60_000)
+    junk = tmp_path / "notes.png"
+    junk.write_bytes(b"not an image at all")
+    page.set_input_files("#file-input", str(junk))
+    page.wait_for_function("() => document.getElementById('status').classList.contains('error')", timeout=60_000)
+    assert page.locator("#faces li.face").count() == 0
+    assert page.locator("#overlay").get_attribute("data-faces") == "0"
+
+    tiff = tmp_path / "astronaut.tiff"
+    Image.open(media["photo"]).save(tiff)
+    page.set_input_files("#file-input", str(tiff))
+    page.locator("#faces li.face").first.wait_for(timeout=60_000)
+    assert "cannot preview" in page.locator("#status").inner_text()
+
+    page.set_input_files("#file-input", str(media["photo"]))
+    page.locator("#faces li.face").first.wait_for(timeout=60_000)
+    page.check("#explain-toggle")
+    page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Heat maps ready')",
+                           timeout=120_000)
+    faces = page.locator("#faces li.face").count()
+    assert page.locator("#faces li.face .why img").count() == faces
+    widths = page.eval_on_selector_all(".why dd.bar", "(bars) => bars.map((b) => b.getBoundingClientRect().width)")
+    assert widths and min(widths) >= 60, widths
+    page.screenshot(path=str(ARTIFACTS / "serve_results_follow_the_file.png"), full_page=True)

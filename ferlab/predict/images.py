@@ -17,22 +17,22 @@ __all__ = ["MAX_PIXELS", "load_image", "as_rgb"]
 MAX_PIXELS = 64_000_000
 
 
-def _check_size(width: int, height: int, max_pixels: int, name: str) -> None:
+def _check_size(width: int, height: int, max_pixels: int, prefix: str) -> None:
     if width * height > max_pixels:
         raise ImageDecodeError(
-            f"{name}: image of {width}x{height} pixels exceeds the {max_pixels:,}-pixel limit"
+            f"{prefix}image of {width}x{height} pixels exceeds the {max_pixels:,}-pixel limit"
             " (decompression-bomb guard)"
         )
 
 
-def _decode_pil(data: bytes, name: str, max_pixels: int) -> np.ndarray | None:
+def _decode_pil(data: bytes, prefix: str, max_pixels: int) -> np.ndarray | None:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     from ferlab.data.decode import WIDE_RANGE_MODES, gray_8bit
 
     try:
         with Image.open(io.BytesIO(data)) as img:
-            _check_size(img.width, img.height, max_pixels, name)
+            _check_size(img.width, img.height, max_pixels, prefix)
             img = ImageOps.exif_transpose(img)
             if img.mode in WIDE_RANGE_MODES:  # 16-bit, 32-bit or float data: scaled, not clipped to white
                 img = gray_8bit(img)
@@ -40,19 +40,19 @@ def _decode_pil(data: bytes, name: str, max_pixels: int) -> np.ndarray | None:
     except UnidentifiedImageError:
         return None
     except Image.DecompressionBombError as err:
-        raise ImageDecodeError(f"{name}: refused as a decompression bomb ({err})") from None
+        raise ImageDecodeError(f"{prefix}refused as a decompression bomb ({err})") from None
     except (OSError, ValueError, SyntaxError) as err:  # truncated / corrupt data PIL recognised
-        raise ImageDecodeError(f"{name}: corrupt or truncated image ({err})") from None
+        raise ImageDecodeError(f"{prefix}corrupt or truncated image ({err})") from None
 
 
-def _decode_cv2(data: bytes, name: str, max_pixels: int) -> np.ndarray | None:
+def _decode_cv2(data: bytes, prefix: str, max_pixels: int) -> np.ndarray | None:
     import cv2
 
     buf = np.frombuffer(data, dtype=np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None:
         return None
-    _check_size(img.shape[1], img.shape[0], max_pixels, name)
+    _check_size(img.shape[1], img.shape[0], max_pixels, prefix)
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
@@ -62,23 +62,23 @@ def load_image(path_or_bytes: str | os.PathLike | bytes, *, max_pixels: int = MA
     Raises ImageDecodeError for empty, corrupt, non-image or oversized input; SourceNotFoundError for a missing path.
     """
     if isinstance(path_or_bytes, bytes | bytearray | memoryview):
-        data, name = bytes(path_or_bytes), "<bytes>"
+        data, prefix = bytes(path_or_bytes), ""  # uploaded bytes have no name to put before the message
     else:
         path = Path(path_or_bytes)
-        name = str(path)
+        prefix = f"{path}: "
         if not path.is_file():
-            raise SourceNotFoundError(f"{name}: no such file")
+            raise SourceNotFoundError(f"{prefix}no such file")
         try:
             data = path.read_bytes()
         except OSError as err:
-            raise ImageDecodeError(f"{name}: cannot read file ({err.strerror or err})") from None
+            raise ImageDecodeError(f"{prefix}cannot read file ({err.strerror or err})") from None
     if not data:
-        raise ImageDecodeError(f"{name}: empty file (0 bytes)")
-    rgb = _decode_pil(data, name, max_pixels)
+        raise ImageDecodeError(f"{prefix}empty file (0 bytes)")
+    rgb = _decode_pil(data, prefix, max_pixels)
     if rgb is None:
-        rgb = _decode_cv2(data, name, max_pixels)
+        rgb = _decode_cv2(data, prefix, max_pixels)
     if rgb is None:
-        raise ImageDecodeError(f"{name}: not an image that PIL or OpenCV can decode")
+        raise ImageDecodeError(f"{prefix}not an image that PIL or OpenCV can decode")
     return np.ascontiguousarray(rgb)
 
 

@@ -23,7 +23,7 @@
   };
 
   const state = {
-    mode: "photo", lastFile: null, lastFaces: [], stream: null, timer: null,
+    mode: "photo", lastFile: null, lastFaces: [], stream: null, timer: null, upload: 0,
     inFlight: false, explainInFlight: false, lastExplainAt: 0, explanations: new Map(), frames: 0,
   };
 
@@ -190,44 +190,76 @@
     el.video.hidden = media !== el.video;
   }
 
+  // Every upload gets a number; an answer to an older upload (slower, or still running when a new file was
+  // chosen) is dropped, so the faces, boxes and heat maps on screen always belong to the photo on screen.
+  const current = (upload) => upload === state.upload && state.mode === "photo";
+
+  function clearResults() {
+    state.lastFaces = [];
+    state.explanations.clear();
+    el.faces.replaceChildren();
+    el.canvas.getContext("2d").clearRect(0, 0, el.canvas.width, el.canvas.height);
+    el.canvas.dataset.faces = "0";
+    el.canvas.dataset.labels = "";
+  }
+
   async function explainPhoto() {
     if (!el.explain.checked || !state.lastFile || state.lastFaces.length === 0) return;
-    setStatus("Computing heat maps…");
+    const upload = state.upload;
+    const file = state.lastFile;
+    const n = state.lastFaces.length;
     try {
-      for (let i = 0; i < Math.min(state.lastFaces.length, 4); i++) {
-        state.explanations.set(i, await postImage("/v1/explain", state.lastFile, { face_index: i }));
+      for (let i = 0; i < n; i++) {
+        if (state.explanations.has(i)) continue;
+        setStatus(`Computing heat maps… ${i + 1} of ${n}`);
+        const exp = await postImage("/v1/explain", file, { face_index: i });
+        if (!current(upload)) return;
+        state.explanations.set(i, exp);
+        renderList(state.lastFaces);
       }
-      renderList(state.lastFaces);
-      setStatus(`Heat maps ready for ${state.explanations.size} face(s).`);
+      setStatus(`Heat maps ready for ${n} face${n > 1 ? "s" : ""}.`);
     } catch (err) {
-      setStatus(`Could not explain: ${err.message}`, true);
+      if (current(upload)) setStatus(`Could not explain: ${err.message}`, true);
+    }
+  }
+
+  async function analysePhoto(file, upload, source) {
+    setStatus("Looking for faces…");
+    try {
+      const result = await postImage("/v1/predict", file);
+      if (!current(upload)) return;
+      showResult(result, result.image.width, result.image.height, source);
+      await explainPhoto();
+    } catch (err) {
+      if (current(upload)) setStatus(`Could not analyse the photo: ${err.message}`, true);
     }
   }
 
   async function handleFile(file) {
     if (!file) return;
     if (state.stream) stopCamera();
+    state.upload += 1;
+    const upload = state.upload;
     state.lastFile = file;
-    state.explanations.clear();
+    clearResults();
     const url = URL.createObjectURL(file);
-    el.photo.onload = async () => {
+    el.photo.onload = () => {
       URL.revokeObjectURL(url);
+      if (!current(upload)) return;
       el.canvas.width = el.photo.naturalWidth;
       el.canvas.height = el.photo.naturalHeight;
-      el.canvas.getContext("2d").clearRect(0, 0, el.canvas.width, el.canvas.height);
+      clearResults();
       showFrame(el.photo);
-      setStatus("Looking for faces…");
-      try {
-        const result = await postImage("/v1/predict", file);
-        showResult(result, result.image.width, result.image.height, "photo");
-        await explainPhoto();
-      } catch (err) {
-        setStatus(`Could not analyse the photo: ${err.message}`, true);
-      }
+      analysePhoto(file, upload, "photo");
     };
     el.photo.onerror = () => {
+      // The browser cannot show it (TIFF, a corrupt file...): the server decides, and lists faces without a preview.
       URL.revokeObjectURL(url);
-      setStatus("This file is not an image the browser can show.", true);
+      if (!current(upload)) return;
+      el.frame.hidden = true;
+      el.placeholder.hidden = false;
+      el.placeholder.textContent = "This browser cannot show this file; the faces the server finds are listed.";
+      analysePhoto(file, upload, "photo (this browser cannot preview it)");
     };
     el.photo.src = url;
   }
@@ -299,7 +331,7 @@
       state.frames += 1;
       showResult(result, result.image.width, result.image.height, "camera");
       el.stage.dataset.frames = String(state.frames);
-      explainFrame(blob);
+      await explainFrame(blob);  // awaited: one request in flight at a time (the 503 limit counts them all)
     } catch (err) {
       setStatus(`Frame not analysed: ${err.message}`, true);
     } finally {
@@ -356,6 +388,7 @@
   // ---- mode switch, explanation toggle, model card ------------------------------------------------
 
   function setMode(mode) {
+    if (mode !== state.mode) state.upload += 1;  // a photo still being analysed no longer owns the screen
     state.mode = mode;
     el.modePhoto.setAttribute("aria-pressed", String(mode === "photo"));
     el.modeCamera.setAttribute("aria-pressed", String(mode === "camera"));
