@@ -171,16 +171,20 @@ def test_inputs_sharing_a_name_get_separate_overlays(tiny, tmp_path, capsys):
 @pytest.mark.parametrize(("extra", "message"), [
     (["--detector", "foo"], "unknown face detector 'foo'"),
     (["--no-detect", "--model", "ONNX"], "has no torch network to explain"),
+    (["--no-detect", "--model", "ENSEMBLE"], "is an ensemble: its heat map would need one network's gradients"),
 ])
 def test_a_bad_detector_or_model_is_one_error_not_one_per_image(tiny, tmp_path, capsys, extra, message):
     from ferlab.export.onnx import export_onnx
+    from ferlab.predict.ensemble import write_ensemble_file
 
     onnx = tmp_path / "m.onnx"
     export_onnx(str(tiny["ckpt"]), onnx)
+    ensemble = tmp_path / "two.json"
+    write_ensemble_file(ensemble, [str(tiny["ckpt"]), str(tiny["ckpt"])])
     for name in ("a.png", "b.png"):
         Image.open(tiny["crop"]).save(tmp_path / name)
     argv = ["explain", str(tmp_path / "a.png"), str(tmp_path / "b.png")]
-    argv += [str(onnx) if a == "ONNX" else a for a in extra]
+    argv += [{"ONNX": str(onnx), "ENSEMBLE": str(ensemble)}.get(a, a) for a in extra]
     if "--model" not in extra:
         argv += ["--model", str(tiny["ckpt"])]
     assert main(argv) == 2

@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra base config override (repeatable)")
     p.add_argument("--show-space", action="store_true", help="print the resolved search space as YAML and exit")
-    p.add_argument("--no-progress", action="store_true", help="no per-epoch output")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars and no per-trial line (each epoch still prints its one-line summary)")
     p.add_argument("--json", action="store_true", help="print the study summary as JSON on stdout")
     p.set_defaults(func=run)
 

@@ -50,6 +50,9 @@ class ExplainedBatch:
 def require_torch_model(clf: Any) -> Any:
     """The classifier's torch network, or a one-line ModelError for classical / ONNX models."""
     model = getattr(clf, "torch_model", None)
+    if model is None and getattr(clf, "members", None):
+        raise ModelError(f"model '{getattr(clf, 'model_name', '?')}' is an ensemble: its heat map would need one "
+                         "network's gradients; explain one of its members (a .pt checkpoint)")
     if model is None:
         raise ModelError(f"model '{getattr(clf, 'model_name', '?')}' has no torch network to explain "
                          f"(classical or ONNX model): use a .pt checkpoint of a neural network")
