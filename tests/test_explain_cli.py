@@ -190,3 +190,20 @@ def test_a_bad_detector_or_model_is_one_error_not_one_per_image(tiny, tmp_path, 
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ferlab: error:") and message in err[0]
+
+
+def test_gradient_maps_of_odd_batches_on_mini_xception_do_not_crash_and_match_single_faces(tmp_path):
+    """torch 2.14's CPU backward through channels_last mini_xception crashed the process on odd batches of 3+."""
+    from ferlab.data.synthetic import synthetic_faces
+    from ferlab.explain.api import explain_faces
+    from ferlab.train import TrainConfig, fit, load_classifier
+
+    ds = synthetic_faces(n_per_class=12, seed=1)
+    fit(TrainConfig(model="mini_xception", epochs=1, batch_size=16, val_fraction=0.2, progress=False,
+                    out=str(tmp_path / "mx")), dataset=ds)
+    clf = load_classifier(tmp_path / "mx")
+    for method in ("gradcam", "gradcam++"):
+        three = explain_faces(clf, ds.images[:3], method=method)
+        alone = [explain_faces(clf, ds.images[i:i + 1], method=method)[0] for i in range(3)]
+        for a, b in zip(three, alone, strict=True):
+            np.testing.assert_allclose(a.attribution, b.attribution, rtol=1e-4, atol=1e-6)

@@ -85,6 +85,29 @@ def test_wide_range_images_are_scaled_to_8_bits_not_clipped_to_white(kind, tmp_p
     assert np.abs(rgb[..., 0].astype(int) - eight).max() <= 1  # the 8-bit picture, not a white one
 
 
+def test_16_bit_pictures_read_alike_as_a_file_a_pil_image_or_an_array(tmp_path):
+    from PIL import Image
+
+    from ferlab.predict.images import as_rgb
+
+    eight = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))
+    wide = eight.astype(np.uint16) * 257
+    Image.fromarray(wide).save(tmp_path / "w.png")
+    for given in (tmp_path / "w.png", Image.fromarray(wide), wide):
+        assert np.abs(as_rgb(given)[..., 0].astype(int) - eight).max() <= 1, type(given)
+
+
+def test_a_bad_item_in_a_batch_is_that_items_error_not_the_streams(astronaut):
+    from ferlab.errors import ImageDecodeError
+
+    pred = Predictor.from_pretrained()
+    items = [astronaut, None, np.zeros((0, 0)), {"not": "an image"}, np.array([["a"]]), astronaut]
+    results = list(pred.predict_batch(items))
+    assert len(results) == len(items)
+    assert [isinstance(r, ImageDecodeError) for _, r in results] == [False, True, True, True, True, False]
+    assert len(results[0][1]) == len(results[-1][1]) == 1
+
+
 def test_unknown_detector():
     with pytest.raises(ConfigError, match="unknown face detector"):
         detect_and_align(np.zeros((64, 64, 3), np.uint8), detector="nope")

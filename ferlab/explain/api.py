@@ -104,6 +104,8 @@ def explain_batch(clf: Any, faces: np.ndarray, *, method: str = "gradcam", targe
     from ferlab.models.preprocess import preprocess
 
     get_method(method)
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     model = require_torch_model(clf)
     classes = tuple(clf.classes)
     fixed = resolve_target(classes, target)

@@ -93,11 +93,15 @@ def attribute(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: 
     if spec.needs_cam_layer:
         cam_layer(model)
     model.eval()
-    with torch.enable_grad():
-        raw = spec.fn(model, x.detach().clone().contiguous(), targets.detach().long().cpu())
+    n = x.shape[0]
+    x, targets = x.detach().clone().contiguous(), targets.detach().long().cpu()
+    if n >= 3 and n % 2:  # torch 2.14's CPU backward through some channels_last networks (mini_xception) crashes the
+        x, targets = torch.cat([x, x[-1:]]), torch.cat([targets, targets[-1:]])  # process on odd batches of 3+:
+    with torch.enable_grad():  # repeat the last face, drop its map (in eval mode each face's map is its own)
+        raw = spec.fn(model, x, targets)[:n]
     raw = np.nan_to_num(np.asarray(raw, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    if raw.shape != (x.shape[0], *x.shape[-2:]):
-        raise RuntimeError(f"method '{method}' returned shape {raw.shape}, expected {(x.shape[0], *x.shape[-2:])}")
+    if raw.shape != (n, *x.shape[-2:]):
+        raise RuntimeError(f"method '{method}' returned shape {raw.shape}, expected {(n, *x.shape[-2:])}")
     return np.clip(raw, 0.0, None)
 
 

@@ -89,12 +89,27 @@ def as_rgb(image: Any, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if hasattr(image, "convert") and hasattr(image, "size"):  # PIL image
         from PIL import ImageOps
 
-        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-    arr = np.asarray(image)
+        from ferlab.data.decode import WIDE_RANGE_MODES, gray_8bit
+
+        image = ImageOps.exif_transpose(image)
+        if image.mode in WIDE_RANGE_MODES:  # 16-bit, 32-bit or float: scaled as files are, not clipped to white
+            image = gray_8bit(image)
+        return np.asarray(image.convert("RGB"))
+    try:
+        arr = np.asarray(image)
+    except (TypeError, ValueError) as err:
+        raise ImageDecodeError(f"not an image: {type(image).__name__} ({err})") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or arr.size == 0:
+        raise ImageDecodeError(f"not an image: expected a path, bytes, a PIL image or a non-empty numeric array, got "
+                               f"{type(image).__name__}" + (f" of dtype {arr.dtype}, shape {arr.shape}"
+                                                             if isinstance(image, np.ndarray) else ""))
     if arr.dtype != np.uint8:
-        if np.issubdtype(arr.dtype, np.floating) and arr.size and float(np.nanmax(arr)) <= 1.0:
+        if arr.dtype in (np.uint16, np.int32, np.uint32) and arr.max() > 255 and arr.min() >= 0 \
+                and arr.max() <= 65535:  # 16-bit data: value >> 8, the data layer's rule
+            arr = (arr.astype(np.uint32) >> 8).astype(np.uint8)
+        elif np.issubdtype(arr.dtype, np.floating) and float(np.nanmax(arr)) <= 1.0:
             arr = arr * 255.0
-        arr = np.clip(np.nan_to_num(arr), 0, 255).astype(np.uint8)
+        arr = np.clip(np.nan_to_num(np.asarray(arr, dtype=np.float64)), 0, 255).astype(np.uint8)
     if arr.ndim == 2:
         return np.repeat(arr[:, :, None], 3, axis=2)
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
