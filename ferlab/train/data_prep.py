@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ferlab.data import FaceDataset, resolve_scheme
+from ferlab.data import PRESETS, FaceDataset, resolve_scheme
 from ferlab.errors import ConfigError, DataError
 from ferlab.train.config import TrainConfig
 
@@ -90,6 +90,10 @@ def training_splits(ds: FaceDataset, config: Mapping[str, Any]) -> FaceDataset:
         scheme = resolve_scheme(classes)
         if len(scheme.classes) < 2:
             raise ConfigError(f"class scheme '{classes}' leaves fewer than 2 classes")
+        missing = [m for _, members in scheme.groups for m in members if m not in ds.classes]
+        if missing and classes not in PRESETS:  # a typo (`sadd`) trained a class with no image, silently
+            raise ConfigError(f"class scheme '{classes}' names {', '.join(missing)}, which "
+                              f"{ds.source or 'the data'} does not have (its classes: {', '.join(ds.classes)})")
         ds = ds.with_scheme(scheme)
     ds = ds.subset(np.isin(ds.splits, ["train", "val"]))
     present = np.unique(ds.labels[(ds.splits == "train") & (ds.labels >= 0)])

@@ -148,6 +148,21 @@ def _check_crop_input(model: nn.Module, crop_size: int, in_chans: int, name: str
         model.train(was_training)
 
 
+def _check_image_input(model: nn.Module, image_size: int, in_chans: int, name: str, device: torch.device) -> None:
+    """One forward pass at the training image size before anything is written: a net whose pooling stages run out
+    of pixels (vgg_scratch at 24 px) is a one-line ConfigError, not a traceback in the first batch."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, in_chans, image_size, image_size, device=device))
+    except RuntimeError as err:
+        raise ConfigError(f"model '{name}' cannot take {image_size}x{image_size} images ("
+                          f"{str(err).splitlines()[0][:160]}); use a larger image_size") from None
+    finally:
+        model.train(was_training)
+
+
 def _backbone_ids(model: nn.Module, cfg: TrainConfig) -> set[int] | None:
     if not cfg.freeze_backbone_epochs:
         return None
@@ -376,6 +391,7 @@ def _setup_run(cfg: TrainConfig, dataset: Any, resume_ckpt: dict[str, Any] | Non
         grad_clip=cfg.grad_clip, channels_last=cfg.channels_last, device=str(device),
         precision=cfg.precision,
     )
+    _check_image_input(model, image_size, settings.in_chans, cfg.model, device)
     _check_crop_input(model, settings.augment.crop_size, settings.in_chans, cfg.model, device)
     distiller = None
     if cfg.teacher:
