@@ -436,3 +436,24 @@ def test_foreign_validation_scores_two_models_on_images_neither_trained_on():
         foreign_validation(ds, narrow, [{}])
     with pytest.raises(DataError, match="names no validation carve"):
         foreign_validation(ds, {}, [wide])
+
+
+def test_api_misuse_is_a_clear_error_or_works(tmp_path, small):
+    """Plausible notebook calls: each either works or raises ferlab's own one-line error."""
+    from ferlab.errors import ConfigError
+
+    root = write_image_folder(small, tmp_path / "fer.zip")
+    for bad in ("abc", None, 4.5):
+        with pytest.raises(ConfigError, match="image_size must be a whole number"):
+            load(root, image_size=bad, progress=False)
+    flat = tmp_path / "flat"
+    for k, name in enumerate(("happy", "sad")):
+        (flat / name).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(np.full((48, 48), 40 * k + i, np.uint8)).save(flat / name / f"{i}.png")
+    for bad in (-0.5, 0.0, 1.0, 2.0):
+        with pytest.raises(ConfigError, match="test_fraction must be in"):
+            load(flat, test_fraction=bad, progress=False)
+    ds = load(root, progress=False)
+    assert len(ds.subset([])) == 0  # an empty selection, as a comprehension gives it
+    assert ds.with_scheme("2").classes == ("angry", "happy")  # a spec, resolved

@@ -275,3 +275,12 @@ def test_a_suite_with_experiments_that_cannot_run_is_refused_before_anything_tra
             assert reason in lines[0]
         assert "student" not in lines[0] and "good" not in lines[0]
         assert not (tmp_path / "runs").exists() and not (tmp_path / "board").exists()
+
+
+@pytest.mark.parametrize("limit", [0, -3])
+def test_evaluate_checkpoint_refuses_a_limit_below_one(tiny, limit):
+    from ferlab.errors import ConfigError
+    from ferlab.evaluate.run import evaluate_checkpoint
+
+    with pytest.raises(ConfigError, match="limit must be >= 1"):
+        evaluate_checkpoint(tiny["ckpt"], tiny["data"], limit=limit)

@@ -108,6 +108,12 @@ def test_a_bad_item_in_a_batch_is_that_items_error_not_the_streams(astronaut):
     assert len(results[0][1]) == len(results[-1][1]) == 1
 
 
+@pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"margin": -1}, {"min_size": -5}])
+def test_predictor_settings_are_checked(kwargs):
+    with pytest.raises(ConfigError, match="Predictor needs batch_size >= 1"):
+        Predictor(Predictor.from_pretrained().classifier, **kwargs)
+
+
 def test_unknown_detector():
     with pytest.raises(ConfigError, match="unknown face detector"):
         detect_and_align(np.zeros((64, 64, 3), np.uint8), detector="nope")

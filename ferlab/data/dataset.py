@@ -58,7 +58,10 @@ class FaceDataset:
 
     def subset(self, index: np.ndarray | list[int] | slice) -> FaceDataset:
         """A dataset holding only the selected samples (boolean mask or integer indices)."""
-        index = np.asarray(index) if not isinstance(index, slice) else index
+        if not isinstance(index, slice):
+            index = np.asarray(index)
+            if index.size == 0:  # np.asarray([]) is float: an empty selection from a comprehension
+                index = index.astype(np.int64)
         return replace(
             self,
             images=self.images[index],
@@ -99,8 +102,12 @@ class FaceDataset:
             splits = keep_copies_in_source(splits, self.hashes, source="train", target="val")
         return replace(self, splits=splits)
 
-    def with_scheme(self, scheme: ClassScheme) -> FaceDataset:
-        """Relabel into `scheme`'s classes (merging as it says) and drop samples of dropped classes."""
+    def with_scheme(self, scheme: ClassScheme | str) -> FaceDataset:
+        """Relabel into `scheme`'s classes (merging as it says) and drop samples of dropped classes; a spec such as
+        "4" or "pos=happy;neg=sad" is resolved first."""
+        from ferlab.data.schemes import resolve_scheme
+
+        scheme = resolve_scheme(scheme)  # a ClassScheme is returned as it is
         new_labels = scheme.map_labels(self.labels, self.classes)
         keep = new_labels >= 0
         kept = replace(self, labels=new_labels, classes=tuple(scheme.classes)).subset(keep)

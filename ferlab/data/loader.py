@@ -65,8 +65,10 @@ def load(
     `manifest` applies a cleaning manifest from `ferlab data audit --exclude`. Sources without splits get a
     stratified `test` split of `test_fraction` (seeded by `split_seed`).
     """
-    if not 8 <= int(image_size) <= 1024:
-        raise ConfigError(f"image_size must be between 8 and 1024, got {image_size}")
+    if isinstance(image_size, bool) or not isinstance(image_size, int | np.integer) or not 8 <= image_size <= 1024:
+        raise ConfigError(f"image_size must be a whole number between 8 and 1024, got {image_size!r}")
+    if not 0 < test_fraction < 1:  # a negative fraction sliced a 50/50 split; 1 or more left ~no training images
+        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     path = Path(source).expanduser().resolve()
     reader = find_reader(path)
     key = cache_key({"reader": reader.name, "path": str(path), "source": reader.fingerprint(path),

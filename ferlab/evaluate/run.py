@@ -16,6 +16,10 @@ __all__ = ["evaluate_checkpoint", "evaluate_dataset", "even_subset", "foreign_va
 
 def even_subset(ds: FaceDataset, limit: int | None) -> FaceDataset:
     """At most `limit` samples, evenly spaced over the split (deterministic, keeps the class mix roughly)."""
+    if limit is not None and limit < 1:  # 0 or -3 scored one image, silently
+        from ferlab.errors import ConfigError
+
+        raise ConfigError(f"limit must be >= 1 (or None for the whole split), got {limit}")
     if limit is None or limit >= len(ds):
         return ds
     return ds.subset(np.linspace(0, len(ds) - 1, num=max(int(limit), 1)).round().astype(np.int64))

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ferlab.errors import CheckpointError, FerlabError
+from ferlab.errors import CheckpointError, ConfigError, FerlabError
 from ferlab.predict.bundled import bundled_model_path, shipped_tta  # re-exported: the public names predate bundled.py
 from ferlab.predict.detectors import DetectorConfig
 from ferlab.predict.faces import AlignedFace, detect_and_align
@@ -48,6 +48,9 @@ class Predictor:
 
     def __init__(self, classifier: Any, *, detector: str = "auto", margin: float = 0.2, min_size: int = 20,
                  tta: str = "none", batch_size: int = 256, detector_config: DetectorConfig | None = None) -> None:
+        if batch_size < 1 or margin < 0 or min_size < 0:  # each failed later with a bare ValueError/ZeroDivisionError
+            raise ConfigError(f"Predictor needs batch_size >= 1, margin >= 0 and min_size >= 0; got {batch_size}, "
+                              f"{margin}, {min_size}")
         self.classifier, self.detector, self.margin, self.min_size = classifier, detector, margin, min_size
         self.tta, self.batch_size = tta, batch_size
         #: How a detector given by name runs (resolution, min_face, precision, threads).
