@@ -207,3 +207,21 @@ def test_gradient_maps_of_odd_batches_on_mini_xception_do_not_crash_and_match_si
         alone = [explain_faces(clf, ds.images[i:i + 1], method=method)[0] for i in range(3)]
         for a, b in zip(three, alone, strict=True):
             np.testing.assert_allclose(a.attribution, b.attribution, rtol=1e-4, atol=1e-6)
+
+
+def test_faces_given_as_floats_or_one_colour_image_are_read_as_predict_reads_them(tiny):
+    from ferlab.errors import CheckpointError, ConfigError
+    from ferlab.explain.api import explain_faces
+    from ferlab.models.preprocess import face_batch
+    from ferlab.train.checkpoint import load_classifier
+
+    clf = load_classifier(tiny["ckpt"])
+    face = np.random.default_rng(0).integers(0, 256, (48, 48)).astype(np.uint8)
+    np.testing.assert_allclose(clf.predict_proba(face / 255.0), clf.predict_proba(face), atol=1e-3)
+    assert explain_faces(clf, face / 255.0)[0].probs == pytest.approx(explain_faces(clf, face)[0].probs, abs=1e-3)
+    assert np.array_equal(face_batch(face.astype(np.uint16) * 257)[0], face)
+    colour = np.repeat(face[..., None], 3, axis=2)
+    with pytest.raises(CheckpointError, match="one colour image"):
+        clf.predict_proba(colour)
+    with pytest.raises(ConfigError, match="one colour image"):
+        explain_faces(clf, colour)

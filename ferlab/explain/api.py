@@ -80,12 +80,9 @@ def _as_faces(faces: np.ndarray, size: int) -> np.ndarray:
     """uint8 N x size x size grayscale faces (resized when needed)."""
     import cv2
 
-    arr = np.asarray(faces)
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3 or len(arr) == 0:
-        raise ConfigError(f"expected a batch of grayscale faces N x H x W, got shape {arr.shape}")
-    arr = np.clip(arr, 0, 255).astype(np.uint8, copy=False)
+    from ferlab.models.preprocess import face_batch
+
+    arr = face_batch(faces, ConfigError)
     if arr.shape[1:] != (size, size):
         arr = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in arr])
     return np.ascontiguousarray(arr)

@@ -197,13 +197,9 @@ class Classifier:
 
     def predict_proba(self, images: np.ndarray, batch_size: int = 256, tta: str = "none") -> np.ndarray:
         """uint8 N x H x W faces -> N x C probabilities, TTA views averaged; resized to `image_size` if needed."""
-        arr = np.asarray(images)
-        if arr.ndim == 2:
-            arr = arr[None]
-        if arr.ndim != 3:
-            raise CheckpointError(f"predict_proba expects N x H x W grayscale faces, got shape {arr.shape}")
-        if arr.dtype != np.uint8:
-            arr = np.clip(arr, 0, 255).astype(np.uint8)
+        from ferlab.models.preprocess import face_batch
+
+        arr = face_batch(images, CheckpointError)
         out = np.empty((len(arr), len(self.classes)), dtype=np.float32)
         check_tta(tta)
         for start in range(0, len(arr), batch_size):
