@@ -457,3 +457,6 @@ def test_api_misuse_is_a_clear_error_or_works(tmp_path, small):
     ds = load(root, progress=False)
     assert len(ds.subset([])) == 0  # an empty selection, as a comprehension gives it
     assert ds.with_scheme("2").classes == ("angry", "happy")  # a spec, resolved
+    assert len(ds.exclude(str(ds.ids[0]))) == len(ds) - 1  # one id as a string, not a set of its characters
+    with pytest.raises(DataError, match="validation fraction must be a number"):
+        ds.with_validation("0.1")

@@ -53,9 +53,10 @@ def test_library_weights_refused_for_models_without_them():
         create_model("simple_cnn", pretrained="imagenet")
 
 
-def test_too_few_classes():
-    with pytest.raises(ModelError, match="at least 2"):
-        create_model("simple_cnn", num_classes=1)
+@pytest.mark.parametrize("bad", [1, "7", 2.5, True])
+def test_too_few_or_not_whole_classes(bad):
+    with pytest.raises(ModelError, match="a whole number of at least 2 classes"):
+        create_model("simple_cnn", num_classes=bad)
 
 
 # ---- weight files ----

@@ -91,8 +91,8 @@ class FaceDataset:
         `no_copies`: images with an exact copy left in `train` go back to `train` (validation shrinks a little)."""
         if (self.splits == "val").any():
             return self
-        if not 0.0 < fraction < 1.0:
-            raise DataError(f"validation fraction must be in (0, 1), got {fraction}")
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0.0 < fraction < 1.0:
+            raise DataError(f"validation fraction must be a number in (0, 1), got {fraction!r}")
         from ferlab.data.splits import stratified_carve
 
         splits = stratified_carve(self.splits, self.labels, source="train", target="val", fraction=fraction, seed=seed)
@@ -113,9 +113,10 @@ class FaceDataset:
         kept = replace(self, labels=new_labels, classes=tuple(scheme.classes)).subset(keep)
         return kept
 
-    def exclude(self, ids: set[str] | list[str]) -> FaceDataset:
-        """Drop the samples whose id is in `ids` (e.g. a cleaning manifest)."""
-        wanted = {str(i) for i in ids}  # compared as Python strings: the ids' fixed-width dtype would cut longer ones
+    def exclude(self, ids: str | set[str] | list[str]) -> FaceDataset:
+        """Drop the samples whose id is in `ids` (e.g. a cleaning manifest); one id may be given as a string."""
+        # a str is one id, not its characters; compared as Python strings (the ids' fixed width cut longer ones)
+        wanted = {ids} if isinstance(ids, str) else {str(i) for i in ids}
         drop = np.fromiter((str(i) in wanted for i in self.ids), dtype=bool, count=len(self.ids))
         return self.subset(~drop)
 

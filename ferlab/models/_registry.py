@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -110,8 +111,13 @@ def create_model(
     "imagenet" for the library's download (network needed; only models with a `pretrained_source`).
     """
     builder = model_entrypoint(name)
-    if num_classes < 2:
-        raise ModelError(f"a classifier needs at least 2 classes, got {num_classes}")
+    try:
+        whole = not isinstance(num_classes, bool) and operator.index(num_classes) == num_classes  # numpy ints too
+    except TypeError:
+        whole = False
+    if not whole or num_classes < 2:
+        raise ModelError(f"a classifier needs a whole number of at least 2 classes, got {num_classes!r}")
+    num_classes = int(num_classes)
     if in_chans < 1:
         raise ModelError(f"in_chans must be >= 1, got {in_chans}")
     _check_options(name, builder, kwargs)
