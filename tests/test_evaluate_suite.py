@@ -96,6 +96,16 @@ def test_plan_skips_pretrained_without_weights_file(tmp_path):
     assert plans["s"].action == "train" and plans["s"].run_dir == tmp_path / "runs" / "s"
 
 
+def test_plan_trains_a_stage_whose_weights_an_earlier_experiment_writes(tmp_path):
+    """A warm restart from an earlier experiment's best.pt is planned, not skipped: the file exists by its turn."""
+    suite = parse_suite({"experiments": [
+        {"name": "later", "model": "simple_cnn", "pretrained": str(tmp_path / "runs" / "first" / "best.pt")},
+        {"name": "first", "model": "simple_cnn"},
+        {"name": "stage2", "model": "simple_cnn", "pretrained": str(tmp_path / "runs" / "first" / "best.pt")}]})
+    plans = {p.experiment.name: p.action for p in plan_suite(suite, "data.zip", tmp_path / "runs")}
+    assert plans == {"later": "skip", "first": "train", "stage2": "train"}  # only a run *before* it counts
+
+
 def test_leaderboard_ranks_by_class_count_then_accuracy_and_lists_skipped():
     rows = [LeaderboardRow("two", "m", "2", accuracy=0.9, per_class_f1={"angry": 0.9, "happy": 0.9}),
             LeaderboardRow("sevenA", "m", "7", accuracy=0.5, per_class_f1={c: 0.5 for c in "abcdefg"}),

@@ -145,9 +145,14 @@ def _same_config(run_dir: Path, cfg: Any) -> bool:
 def plan_suite(suite: Suite, data: str | Path, runs_dir: str | Path) -> list[PlannedRun]:
     """Decide, without side effects, what happens to each experiment (trained into runs_dir/<name>)."""
     plans = []
+    earlier: list[Path] = []  # run dirs of the experiments before this one: their weights exist by its turn
     for exp in suite.experiments:
         run_dir = Path(runs_dir) / exp.name
-        if exp.pretrained and exp.pretrained != "imagenet" and not Path(exp.pretrained).is_file():
+        written_by_an_earlier_run = exp.pretrained and any(
+            Path(exp.pretrained).expanduser().resolve().is_relative_to(d.expanduser().resolve()) for d in earlier)
+        earlier.append(run_dir)
+        if exp.pretrained and exp.pretrained != "imagenet" and not Path(exp.pretrained).is_file() \
+                and not written_by_an_earlier_run:
             plans.append(PlannedRun(exp, run_dir, "skip", f"pretrained weights file {exp.pretrained} not found "
                                                          "(offline: place the file there to run this experiment)"))
             continue
