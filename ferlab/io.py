@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["atomic_path", "atomic_open", "atomic_write_text", "atomic_write_bytes", "atomic_write_json",
-           "blocked_folder_message", "read_yaml_file", "torch_load_error_text"]
+           "blocked_folder_message", "is_utf8_name", "printable_name", "read_yaml_file", "torch_load_error_text"]
 
 
 def _current_umask() -> int:
@@ -98,3 +98,18 @@ def torch_load_error_text(err: Exception) -> str:
     if isinstance(err, (KeyError, IndexError, TypeError, AttributeError)):  # their text alone is e.g. "118"
         return f"unreadable pickle data ({type(err).__name__}: {first})"
     return first
+
+
+def is_utf8_name(name: str) -> bool:
+    """False for a file name holding bytes that are not UTF-8 (the file system gives them as lone surrogates):
+    ids, JSON, CSV and reports cannot name such a file, and OpenCV's video reader crashes on one."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_name(name: str) -> str:
+    """A file name that `is_utf8_name` refuses, with its undecodable bytes shown as U+FFFD, for messages."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

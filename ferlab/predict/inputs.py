@@ -48,14 +48,6 @@ def iter_inputs(paths: list[str]) -> Iterator[str]:
                 yield path
 
 
-def _utf8(path: str) -> bool:
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:  # undecodable bytes come back from the file system as lone surrogates
-        return False
-    return True
-
-
 def list_inputs(paths: list[str], *, images_only: bool = False) -> list[str]:
     """iter_inputs as a list (videos left out with `images_only`); ConfigError when folders and globs hold nothing
     to read, so an empty folder is named as such instead of failing later as 'nothing processed'.
@@ -64,13 +56,13 @@ def list_inputs(paths: list[str], *, images_only: bool = False) -> list[str]:
     process on one, and JSON, CSV and reports cannot name it.
     """
     from ferlab.errors import ConfigError
+    from ferlab.io import is_utf8_name, printable_name
     from ferlab.predict.video import is_video_path
 
     found = [p for p in iter_inputs(paths) if not (images_only and is_video_path(p))]
-    for bad in (p for p in found if not _utf8(p)):
-        shown = bad.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        print(f"ferlab: skipped {shown}: the file name is not valid UTF-8; rename it", file=sys.stderr)
-    found = [p for p in found if _utf8(p)]
+    for bad in (p for p in found if not is_utf8_name(p)):
+        print(f"ferlab: skipped {printable_name(bad)}: the file name is not valid UTF-8; rename it", file=sys.stderr)
+    found = [p for p in found if is_utf8_name(p)]
     if not found:
         kind = "image" if images_only else "image or video"
         raise ConfigError(f"no {kind} files in {', '.join(paths)}")

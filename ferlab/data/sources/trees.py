@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ferlab.errors import DataError, ImageDecodeError
+from ferlab.io import is_utf8_name, printable_name
 
 __all__ = ["TreeEntry", "FileTree", "FolderTree", "ZipTree", "MAX_ENTRY_BYTES", "MAX_COMPRESSION_RATIO"]
 
@@ -62,19 +63,6 @@ def _hidden(parts: tuple[str, ...]) -> bool:
     return any(p.startswith(".") or p == "__MACOSX" for p in parts)
 
 
-def _utf8(name: str) -> bool:
-    """False for a name holding undecodable bytes (os.walk gives them as lone surrogates)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _printable(name: str) -> str:
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
 class FolderTree(FileTree):
     """A folder on disk, walked recursively (hidden files and folders skipped). Symbolic links are followed, as
     the reader follows them (a linked class folder was left out without a word, and a changed link target did not
@@ -102,8 +90,8 @@ class FolderTree(FileTree):
                     if _hidden((name,)):
                         continue
                     rel = name if rel_dir == "." else f"{rel_dir}/{name}"
-                    if not _utf8(rel):  # ids, reports and JSON need text; such a name cannot be printed
-                        self._refused.append((_printable(rel), "file name is not valid UTF-8"))
+                    if not is_utf8_name(rel):  # ids, reports and JSON need text; such a name cannot be printed
+                        self._refused.append((printable_name(rel), "file name is not valid UTF-8"))
                         continue
                     try:
                         st = os.stat(os.path.join(dirpath, name))  # a link's target: what read() will read
