@@ -47,7 +47,7 @@ def test_three_trial_study_resumes_and_writes_reports(tiny, tmp_path) -> None:
 def _stub_trainer(accuracies: dict[int, list[float]]):
     """A trainer that reports fixed per-epoch accuracies (by trial number) through the on_epoch_end hook."""
 
-    def trainer(cfg: TrainConfig, *, dataset, on_epoch_end) -> Path:  # noqa: ANN001
+    def trainer(cfg: TrainConfig, *, dataset, on_epoch_end, quiet) -> Path:  # noqa: ANN001
         out = Path(cfg.out)
         out.mkdir(parents=True)
         accs = accuracies[int(out.name.split("_")[1])]
@@ -70,13 +70,14 @@ def test_a_trial_below_the_median_is_pruned(tmp_path) -> None:
     assert rows[2]["state"] == "pruned" and rows[2]["epochs"] == "2"
 
 
-def test_torch_trials_report_every_epoch(tiny, tmp_path) -> None:
+def test_torch_trials_report_every_epoch(tiny, tmp_path, capfd) -> None:
     base = TrainConfig(model="sequential_small", data="synthetic", progress=False, epochs=2, batch_size=32,
                        val_fraction=0.25, augment="none")
     space = parse_space({"extends": "none", "params": {"lr": {"low": 1e-3, "high": 1e-2, "log": True}}},
                         "sequential_small")
     result = run_study(base, space, trials=1, out=tmp_path / "t", dataset=tiny, progress=False)
     assert result.complete == 1
+    assert "epoch 1/2" not in capfd.readouterr().err  # progress=False (--no-progress): no per-epoch lines
     rows = list(csv.DictReader((tmp_path / "t" / "trials.csv").open()))
     assert rows[0]["epochs"] == "2"
     summary = json.loads((Path(rows[0]["run_dir"]) / "summary.json").read_text())

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="extra base config override (repeatable)")
     p.add_argument("--show-space", action="store_true", help="print the resolved search space as YAML and exit")
     p.add_argument("--no-progress", action="store_true",
-                   help="no progress bars and no per-trial line (each epoch still prints its one-line summary)")
+                   help="no progress bars, per-epoch or per-trial lines (the reports keep every epoch)")
     p.add_argument("--json", action="store_true", help="print the study summary as JSON on stdout")
     p.set_defaults(func=run)
 

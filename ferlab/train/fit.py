@@ -425,7 +425,7 @@ def _steps_per_epoch(n: int, world: int, batch_size: int) -> int:
     return max(-(-n // world) // batch_size, 1)
 
 
-def _train_loop(run: _Run, on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> None:
+def _train_loop(run: _Run, on_epoch_end: Callable[[dict[str, Any]], None] | None = None, quiet: bool = False) -> None:
     cfg, p = run.cfg, run.progress
     started = time.perf_counter()
     base = p.elapsed_seconds
@@ -459,7 +459,8 @@ def _train_loop(run: _Run, on_epoch_end: Callable[[dict[str, Any]], None] | None
             p.stop_reason = "epochs"
         run.write_files(row, finished=bool(p.stop_reason), best=run.model if improved else None)
         if run.dist.is_main:
-            print(_epoch_line(cfg, row, improved), file=sys.stderr, flush=True)
+            if not quiet:
+                print(_epoch_line(cfg, row, improved), file=sys.stderr, flush=True)
             if on_epoch_end is not None:  # e.g. ferlab.tune reports val accuracy and may raise to prune the run
                 on_epoch_end(dict(row))
         if p.stop_reason:
@@ -497,8 +498,9 @@ def _score_weight_average(run: _Run) -> None:
 
 
 def fit(cfg: TrainConfig, *, resume: bool = False, dataset: Any = None,
-        on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> Path:
-    """Train `cfg.model` as `cfg` says (or continue the run in `cfg.out` when `resume`); returns the run dir."""
+        on_epoch_end: Callable[[dict[str, Any]], None] | None = None, quiet: bool = False) -> Path:
+    """Train `cfg.model` as `cfg` says (or continue the run in `cfg.out` when `resume`); returns the run dir.
+    `quiet`: no per-epoch line on stderr (`ferlab tune --no-progress`; metrics.csv keeps every epoch)."""
     if _is_classical(cfg.model):
         from ferlab.train.classical import fit_classical
 
@@ -524,7 +526,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, dataset: Any = None,
         if dist_info.is_main:
             out.mkdir(parents=True, exist_ok=True)
             artifacts.write_config(out / "config.yaml", resolved.to_yaml())
-        _train_loop(run, on_epoch_end)
+        _train_loop(run, on_epoch_end, quiet)
     finally:
         cleanup_distributed(dist_info)
     return out

@@ -143,7 +143,7 @@ def _objective(base: TrainConfig, space: SearchSpace, out: Path, trainer: Callab
                 raise optuna.TrialPruned(f"pruned after epoch {row['epoch']} (val acc {row['val_accuracy']:.4f})")
 
         started = time.perf_counter()
-        trainer(cfg, dataset=dataset, on_epoch_end=on_epoch_end)
+        trainer(cfg, dataset=dataset, on_epoch_end=on_epoch_end, quiet=not progress)
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
         trial.set_user_attr("train_seconds", float(summary.get("train_seconds", time.perf_counter() - started)))
         trial.set_user_attr("epochs_done", int(summary.get("epochs_done", 0)))
@@ -161,8 +161,9 @@ def run_study(base: TrainConfig, space: SearchSpace, *, trials: int, out: str | 
     """Run trials until the study in `out` holds `trials` finished ones (or the time budget ends); write reports.
 
     `trial_overrides` (e.g. fewer epochs, a --limit) shorten every trial but stay out of `best_config.yaml`,
-    which is `base` + the space's fixed values + the best parameters. `trainer(cfg, dataset=..., on_epoch_end=...)`
-    defaults to `ferlab.train.fit`; `dataset` is loaded once when not given, so trials share one decoded copy.
+    which is `base` + the space's fixed values + the best parameters.
+    `trainer(cfg, dataset=..., on_epoch_end=..., quiet=...)` defaults to `ferlab.train.fit`; `dataset` is loaded
+    once when not given, so trials share one decoded copy.
     """
     import optuna
 
