@@ -56,10 +56,9 @@ def _check_outputs(args: argparse.Namespace, is_onnx: bool) -> None:
     --bundle on one path left only the ONNX file, and --bundle onto the run's best.pt replaced its weights."""
     from ferlab.errors import ConfigError
     from ferlab.export.quantize import int8_path
+    from ferlab.train.checkpoint import checkpoint_file
 
-    source = Path(args.checkpoint)
-    if source.is_dir():  # a run directory: the file load_checkpoint reads
-        source = source / "best.pt" if (source / "best.pt").is_file() else source / "last.pt"
+    source = checkpoint_file(args.checkpoint)  # for a run directory, the file export reads
     outputs = {"--bundle": args.bundle, "--onnx": args.onnx}
     if args.int8:
         outputs["the int8 model"] = str(int8_path(args.checkpoint if is_onnx else args.onnx))

@@ -195,6 +195,7 @@ def _preflight_one(cfg: Any, dataset: Any, runs: Path) -> None:
     from ferlab.models import create_model, get_model_config
     from ferlab.models.classical import create_estimator, is_classical
     from ferlab.train.data_prep import training_splits
+    from ferlab.train.fit import model_kwargs
 
     if cfg.manifest:
         with warnings.catch_warnings():  # a fingerprint mismatch is the training run's warning to give
@@ -208,9 +209,8 @@ def _preflight_one(cfg: Any, dataset: Any, runs: Path) -> None:
     if is_classical(cfg.model):
         create_estimator(cfg.model, **cfg.model_kwargs)
         return
-    kwargs = dict(cfg.model_kwargs)
-    if cfg.image_size and cfg.image_size != get_model_config(cfg.model).input_size[1]:
-        kwargs.setdefault("input_size", cfg.image_size)
+    default_size = get_model_config(cfg.model).input_size[1]
+    kwargs = model_kwargs(cfg, cfg.image_size or default_size, default_size)  # as fit builds it
     with torch.random.fork_rng():  # building initialises weights: leave the caller's RNG alone
         create_model(cfg.model, num_classes=len(classes), **kwargs)
 
@@ -296,11 +296,10 @@ def evaluate_run(run_dir: Path, *, name: str, data: str | Path | None, tta: str,
     from ferlab.evaluate.run import evaluate_dataset
     from ferlab.evaluate.speed import count_parameters, measure_speed, model_mflops
     from ferlab.evaluate.writers import write_report
-    from ferlab.train.checkpoint import load_classifier
+    from ferlab.train.checkpoint import checkpoint_file, load_classifier
 
     summary = _read_json(run_dir / "summary.json")
-    ckpt = run_dir / "best.pt" if (run_dir / "best.pt").is_file() else run_dir / "last.pt"
-    clf = load_classifier(ckpt)
+    clf = load_classifier(checkpoint_file(run_dir))
     config = clf.info.get("config") or {}
     source = data or config.get("data")
     if not source:

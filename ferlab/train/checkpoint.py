@@ -21,7 +21,7 @@ from torch import nn
 from ferlab.errors import CheckpointError
 from ferlab.io import atomic_path, torch_load_error_text
 
-__all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "load_model", "build_model",
+__all__ = ["FORMAT", "VERSION", "save_checkpoint", "checkpoint_file", "load_checkpoint", "load_model", "build_model",
            "Classifier", "TorchClassifier", "load_classifier", "CHECKPOINT_BACKENDS", "FILE_BACKENDS",
            "TTA_MODES", "check_tta", "tta_views", "flush_denormals", "zero_subnormal_weights"]
 
@@ -48,11 +48,17 @@ def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a ferlab checkpoint; CheckpointError if it is missing, unreadable, or not a ferlab checkpoint."""
+def checkpoint_file(path: str | Path) -> Path:
+    """The file a checkpoint path means: itself, or for a run directory its selected model (best.pt, else last.pt)."""
     p = Path(path)
     if p.is_dir():
-        p = p / "best.pt" if (p / "best.pt").is_file() else p / "last.pt"  # a run dir: its selected model
+        return p / "best.pt" if (p / "best.pt").is_file() else p / "last.pt"
+    return p
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a ferlab checkpoint; CheckpointError if it is missing, unreadable, or not a ferlab checkpoint."""
+    p = checkpoint_file(path)
     if not p.is_file():
         raise CheckpointError(f"checkpoint not found: {p}")
     try:

@@ -34,7 +34,7 @@ from ferlab.train.losses import balanced_indices, build_loss, class_weights
 from ferlab.train.optim import Schedule, build_optimizer, build_schedule, param_groups
 from ferlab.train.swa import WeightAverage, averages_epoch
 
-__all__ = ["fit", "resolve_device"]
+__all__ = ["fit", "model_kwargs", "resolve_device"]
 
 _RNG_STREAM_SHUFFLE, _RNG_STREAM_AUGMENT, _RNG_STREAM_TORCH, _RNG_STREAM_SWA = 0, 1, 2, 3
 
@@ -100,7 +100,8 @@ def _seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def _model_kwargs(cfg: TrainConfig, image_size: int, default_size: int) -> dict[str, Any]:
+def model_kwargs(cfg: TrainConfig, image_size: int, default_size: int) -> dict[str, Any]:
+    """The builder options a run passes to create_model: its model_kwargs, plus input_size off the default size."""
     kwargs = dict(cfg.model_kwargs)
     if image_size != default_size:
         kwargs.setdefault("input_size", image_size)
@@ -130,37 +131,34 @@ def _build_model(cfg: TrainConfig, num_classes: int, kwargs: dict[str, Any]) -> 
     return create_model(cfg.model, num_classes=num_classes, pretrained=cfg.pretrained, **kwargs)
 
 
-def _check_crop_input(model: nn.Module, crop_size: int, in_chans: int, name: str, device: torch.device) -> None:
-    """Training on random crops (augment `crop_size`) needs a model that takes crops as well as whole faces: one
-    forward pass at the crop size, before any training, turns a fixed-size model into a one-line ConfigError."""
-    if not crop_size:
-        return
+def _forward_error(model: nn.Module, size: int, in_chans: int, device: torch.device) -> RuntimeError | None:
+    """The error of one eval-mode forward pass of a size x size input, or None: the checks below run it before any
+    training so that a model that cannot take the size is a one-line ConfigError, not a traceback mid-epoch."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(1, in_chans, crop_size, crop_size, device=device))
-    except RuntimeError:
-        raise ConfigError(f"model '{name}' cannot take {crop_size}x{crop_size} inputs (augment crop_size): its layers "
-                          f"fix the input size; train it without crop_size, or use a model with global pooling such "
-                          f"as fer_resnet or mini_xception") from None
+            model(torch.zeros(1, in_chans, size, size, device=device))
+    except RuntimeError as err:
+        return err
     finally:
         model.train(was_training)
+    return None
+
+
+def _check_crop_input(model: nn.Module, crop_size: int, in_chans: int, name: str, device: torch.device) -> None:
+    """Training on random crops (augment `crop_size`) needs a model that takes crops as well as whole faces."""
+    if crop_size and _forward_error(model, crop_size, in_chans, device) is not None:
+        raise ConfigError(f"model '{name}' cannot take {crop_size}x{crop_size} inputs (augment crop_size): its layers "
+                          f"fix the input size; train it without crop_size, or use a model with global pooling such "
+                          f"as fer_resnet or mini_xception")
 
 
 def _check_image_input(model: nn.Module, image_size: int, in_chans: int, name: str, device: torch.device) -> None:
-    """One forward pass at the training image size before anything is written: a net whose pooling stages run out
-    of pixels (vgg_scratch at 24 px) is a one-line ConfigError, not a traceback in the first batch."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, in_chans, image_size, image_size, device=device))
-    except RuntimeError as err:
+    """A net whose pooling stages run out of pixels at the training image size (vgg_scratch at 24 px)."""
+    if (err := _forward_error(model, image_size, in_chans, device)) is not None:
         raise ConfigError(f"model '{name}' cannot take {image_size}x{image_size} images ("
-                          f"{str(err).splitlines()[0][:160]}); use a larger image_size") from None
-    finally:
-        model.train(was_training)
+                          f"{str(err).splitlines()[0][:160]}); use a larger image_size")
 
 
 def _backbone_ids(model: nn.Module, cfg: TrainConfig) -> set[int] | None:
@@ -371,7 +369,7 @@ def _setup_run(cfg: TrainConfig, dataset: Any, resume_ckpt: dict[str, Any] | Non
         raise CheckpointError(f"{cfg.data} gives other training or validation images than the run's (other data, "
                               "or another version of it): resuming would mix the two in its metrics and its "
                               "best.pt; resume with the run's data (it may have moved: same files, any path)")
-    kwargs = _model_kwargs(cfg, image_size, default_size)
+    kwargs = model_kwargs(cfg, image_size, default_size)
     model = _build_model(cfg, len(data.classes), kwargs).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
