@@ -146,6 +146,71 @@ def test_unlabelled_images_are_counted_and_a_source_without_classes_refused(tmp_
         load(flat, progress=False)
 
 
+def test_an_unlabelled_copy_is_no_duplicate_conflict_or_kept_copy(tmp_path):
+    root = _tree(tmp_path / "u", {"stray.png": _png(3), "happy/3.png": _png(3), "happy/4.png": _png(4),
+                                  "sad/5.png": _png(5), "sad/6.png": _png(6)})
+    report = audit(load(root, progress=False, use_cache=False), near_duplicates=True)
+    assert report.unlabelled_files == ["stray.png"] and report.num_images == 4
+    assert report.exact_duplicate_groups == [] and report.label_conflict_groups == []
+
+
+def test_a_zip_of_a_wrapping_folder_has_the_classes_of_the_folder(tmp_path):
+    files = {"jaffe/happy/a.png": _png(0), "jaffe/happy/b.png": _png(1), "jaffe/sad/c.png": _png(2),
+             "jaffe/sad/d.png": _png(3), "jaffe/cover.png": _png(4), "jaffe/.hidden.png": _png(5),
+             "jaffe/.more/sad/e.png": _png(6)}
+    _tree(tmp_path, files)
+    with zipfile.ZipFile(tmp_path / "jaffe.zip", "w") as zf:
+        for rel, data in files.items():
+            zf.writestr(rel, data)
+    folder = load(tmp_path / "jaffe", progress=False, use_cache=False)
+    archive = load(tmp_path / "jaffe.zip", progress=False, use_cache=False)
+    assert folder.classes == archive.classes == ("happy", "sad")
+    assert folder.meta["unlabelled_files"] == ["cover.png"] and archive.meta["unlabelled_files"] == ["jaffe/cover.png"]
+    assert folder.meta["skipped_files"] == archive.meta["skipped_files"] == 2  # the hidden file and hidden folder
+    happy = _tree(tmp_path / "h", {"happy/a.png": _png(0), "happy/b.png": _png(1)})
+    with zipfile.ZipFile(tmp_path / "happy.zip", "w") as zf:  # a class folder zipped alone stays that class
+        for rel in ("happy/a.png", "happy/b.png"):
+            zf.write(happy / rel, rel)
+    assert load(tmp_path / "happy.zip", progress=False, use_cache=False).classes == ("happy",)
+
+
+def test_images_outside_split_folders_are_counted_as_train_and_said(tmp_path, capsys):
+    root = _tree(tmp_path / "s", {"train/happy/a.png": _png(0), "train/sad/b.png": _png(1),
+                                  "test/happy/c.png": _png(2), "test/sad/d.png": _png(3), "happy/e.png": _png(4)})
+    ds = load(root, progress=False, use_cache=False)
+    assert ds.meta["train_by_default"] == 1 and ds.class_counts()["train"]["happy"] == 2
+    assert main(["data", "stats", str(root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["train_by_default_count"] == 1
+    assert main(["data", "audit", str(root), "--no-near-duplicates"]) == 0
+    assert "in no split folder       1 (counted as train)" in capsys.readouterr().out
+
+
+def test_long_class_names_keep_their_columns_apart(tmp_path, capsys):
+    root = _tree(tmp_path / "l", {"contempt/a.png": _png(0), "embarrassment/b.png": _png(1), "happy/c.png": _png(2)})
+    assert main(["data", "stats", str(root)]) == 0
+    header = capsys.readouterr().out.splitlines()[1].split()
+    assert header == ["split", "happy", "contempt", "embarrassment", "total"]
+
+
+def test_a_csv_row_with_an_empty_usage_is_skipped_and_listed(tmp_path):
+    lines = ["emotion,pixels,Usage", f"3,{_pixels(0)},Training", f"4,{_pixels(1)},PublicTest", f"3,{_pixels(2)},"]
+    (tmp_path / "e.csv").write_text("\n".join(lines) + "\n")
+    ds = load(tmp_path / "e.csv", progress=False, use_cache=False)
+    assert len(ds) == 2
+    assert [(b["id"], b["error"]) for b in ds.meta["corrupt_files"]] == [
+        ("e.csv:line 4", "empty Usage (Training, PublicTest, PrivateTest)")]
+
+
+def test_the_dimension_refusal_names_the_limit_it_hit():
+    from ferlab.data.decode import decode_image
+    from ferlab.errors import UnsafeArchiveError
+
+    buf = io.BytesIO()
+    Image.new("L", (20_001, 1)).save(buf, "PNG")
+    with pytest.raises(UnsafeArchiveError, match=r"20001x1 \(limit 20,000 px per side\)"):
+        decode_image(buf.getvalue(), 48)
+
+
 def test_zip_entries_with_one_name_or_backslashes(tmp_path):
     path = tmp_path / "z.zip"
     with zipfile.ZipFile(path, "w") as zf, pytest.warns(UserWarning, match="Duplicate name"):

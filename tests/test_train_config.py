@@ -192,3 +192,20 @@ def test_shipped_recipe_matches_the_config_its_run_recorded() -> None:
     assert recipe.replace(data=recorded.data, out=recorded.out, image_size=48) == recorded
     children = [p for p in (_CONFIGS / "bundled").glob("*.yaml") if "base: fer_resnet_w32_v8.yaml" in p.read_text()]
     assert len(children) >= 9
+
+
+def test_a_preset_class_without_training_images_is_warned_about():
+    import warnings
+
+    from train_synth import make_dataset
+
+    from ferlab.train.data_prep import training_splits
+
+    ds = make_dataset(per_class=6, classes=("angry", "happy", "sad"))
+    with pytest.warns(UserWarning, match="neutral of scheme '4' have no training image"):
+        out = training_splits(ds, {"classes": "4", "val_fraction": 0.2})
+    assert out.classes == ("angry", "happy", "neutral", "sad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every class present: no warning
+        training_splits(make_dataset(per_class=6, classes=("angry", "happy", "sad", "neutral")),
+                        {"classes": "4", "val_fraction": 0.2})

@@ -44,17 +44,22 @@ def _policy(text: str | None) -> list[str]:
     return items
 
 
-def _table(report) -> str:  # noqa: ANN001
-    counts = report.class_counts
-    classes = report.classes
-    lines = [f"{report.source}: {report.num_images} images", f"{'split':<14}" + "".join(f"{c:>10}" for c in classes)
-             + f"{'total':>10}"]
+def _class_table(source: str, num_images: int, classes: list[str], counts: dict[str, dict[str, int]]) -> list[str]:
+    """Images per split and class as aligned text lines; a column is as wide as its longest name."""
+    width = max([10] + [len(c) + 2 for c in classes])
+    lines = [f"{source}: {num_images} images",
+             f"{'split':<14}" + "".join(f"{c:>{width}}" for c in classes) + f"{'total':>10}"]
     for split, row in counts.items():
-        lines.append(f"{split:<14}" + "".join(f"{row[c]:>10}" for c in classes) + f"{sum(row.values()):>10}")
+        lines.append(f"{split:<14}" + "".join(f"{row[c]:>{width}}" for c in classes) + f"{sum(row.values()):>10}")
+    return lines
+
+
+def _table(report) -> str:  # noqa: ANN001
+    lines = _class_table(report.source, report.num_images, report.classes, report.class_counts)
     d = report.to_dict()
     lines += [
         f"corrupt files            {d['corrupt_files_count']}",
-        f"refused archive entries  {len(report.refused_entries)}",
+        f"refused entries          {len(report.refused_entries)}",
         f"blank / near-constant    {d['blank_images_count']}",
         f"exact duplicate groups   {d['exact_duplicate_groups_count']} ({d['exact_duplicate_images']} images)",
         f"cross-split (leakage)    {d['cross_split_duplicate_groups_count']} groups",
@@ -62,8 +67,10 @@ def _table(report) -> str:  # noqa: ANN001
         "near-duplicate groups    " + ("not searched (--no-near-duplicates)" if d["near_duplicate_groups"] is None
                                         else str(d["near_duplicate_groups_count"])),
         f"unlabelled (no class)    {d['unlabelled_files_count']}",
-        f"skipped (not images)     {report.skipped_files}",
+        f"skipped (hidden/other)   {report.skipped_files}",
     ]
+    if report.train_by_default:
+        lines.append(f"in no split folder       {report.train_by_default} (counted as train)")
     if report.imbalance:
         lines.append(f"imbalance                largest/smallest {report.imbalance['largest_to_smallest']}, smallest "
                      f"{report.imbalance['smallest_class']} ({report.imbalance['smallest_share']:.1%})")
@@ -112,17 +119,18 @@ def run_stats(args: argparse.Namespace) -> int:
     if args.out:
         class_distribution_png(counts, Path(args.out) / "class_distribution.png")
     left_out = _left_out(ds.meta)
+    labelled = int((ds.labels >= 0).sum())  # what the table sums to, as in `data audit`; unlabelled are a note
+    by_default = int(ds.meta.get("train_by_default", 0))
     if args.json:
-        print(json.dumps({"source": ds.source, "num_images": len(ds), "classes": list(ds.classes),
-                          "class_counts": counts, **left_out}))
+        print(json.dumps({"source": ds.source, "num_images": labelled, "classes": list(ds.classes),
+                          "class_counts": counts, **left_out, "train_by_default_count": by_default}))
         return 0
-    print(f"{ds.source}: {len(ds)} images")
-    print(f"{'split':<14}" + "".join(f"{c:>10}" for c in ds.classes) + f"{'total':>10}")
-    for split, row in counts.items():
-        print(f"{split:<14}" + "".join(f"{row[c]:>10}" for c in ds.classes) + f"{sum(row.values()):>10}")
+    print("\n".join(_class_table(ds.source, labelled, list(ds.classes), counts)))
     notes = [f"{n} {what.removesuffix('_count').replace('_', ' ')}" for what, n in left_out.items() if n]
     if notes:
         print("not in the table: " + ", ".join(notes) + " (listed by `ferlab data audit`)")
+    if by_default:
+        print(f"{by_default} images in no split folder are counted as train")
     return 0
 
 

@@ -43,8 +43,9 @@ class AuditReport:
     label_conflict_groups: list[list[str]]
     near_duplicate_groups: list[list[str]] | None  # None: not searched (`near_duplicates=False`), not "none found"
     imbalance: dict = field(default_factory=dict)
-    skipped_files: int = 0  # files that are not images by their suffix (notes, Thumbs.db ...)
-    unlabelled_files: list[str] = field(default_factory=list)  # images in no class folder: in no count above
+    skipped_files: int = 0  # files not images by their suffix (notes, Thumbs.db ...) and hidden files (.name, __MACOSX)
+    unlabelled_files: list[str] = field(default_factory=list)  # images in no class folder: in no other count
+    train_by_default: int = 0  # images outside any split folder of a source that has splits: counted as train
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -82,7 +83,13 @@ def _groups(keys: np.ndarray) -> list[np.ndarray]:
 
 
 def audit(ds: FaceDataset, *, near_duplicates: bool = True) -> AuditReport:
-    """Audit a loaded dataset; pure over its arrays and loader metadata."""
+    """Audit a loaded dataset; pure over its arrays and loader metadata.
+
+    Images in no class folder (label -1) are only listed as unlabelled: they are in no other count, so a stray
+    copy of a labelled image is neither its duplicate nor a label conflict, and cleaning never keeps it instead.
+    """
+    unlabelled = [str(i) for i in ds.meta.get("unlabelled_files", [])]
+    ds = ds.subset(np.flatnonzero(ds.labels >= 0))
     ids = ds.ids
     blank = np.flatnonzero(ds.images.reshape(len(ds), -1).std(axis=1) < BLANK_STD) if len(ds) else np.array([])
     exact = _groups(ds.hashes)
@@ -124,7 +131,8 @@ def audit(ds: FaceDataset, *, near_duplicates: bool = True) -> AuditReport:
         near_duplicate_groups=named(near) if near_duplicates else None,
         imbalance=imbalance,
         skipped_files=int(ds.meta.get("skipped_files", 0)),
-        unlabelled_files=[str(i) for i in ds.meta.get("unlabelled_files", [])],
+        unlabelled_files=unlabelled,
+        train_by_default=int(ds.meta.get("train_by_default", 0)),
     )
 
 

@@ -22,8 +22,9 @@ from ferlab.io import atomic_open
 
 __all__ = ["CACHE_VERSION", "DatasetCache", "cache_key", "default_cache_dir"]
 
-CACHE_VERSION = 3  # 2: class from the nearest emotion-named folder; unlabelled files and duplicate zip names listed
+CACHE_VERSION = 4  # 2: class from the nearest emotion-named folder; unlabelled files and duplicate zip names listed
 #                   3: contempt is a known class folder; split-named folders inside a class folder are extra levels
+#                   4: train_by_default counted; hidden files counted as skipped; a wrapping zip folder is no class
 _ARRAYS = ("images", "labels", "splits", "ids", "hashes")
 
 

@@ -97,7 +97,9 @@ def decode_image(data: bytes, size: int) -> tuple[np.ndarray, tuple[int, int]]:
     try:
         im = Image.open(io.BytesIO(data))
         w, h = im.size
-        if w * h > MAX_IMAGE_PIXELS or max(w, h) > MAX_IMAGE_SIDE:
+        if max(w, h) > MAX_IMAGE_SIDE:
+            raise UnsafeArchiveError(f"absurd image dimensions {w}x{h} (limit {MAX_IMAGE_SIDE:,} px per side)")
+        if w * h > MAX_IMAGE_PIXELS:
             raise UnsafeArchiveError(f"absurd image dimensions {w}x{h} (limit {MAX_IMAGE_PIXELS:,} pixels)")
         if im.format == "JPEG" and min(w, h) > 2 * size:
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: same result after the area resize, much faster.

@@ -41,6 +41,9 @@ def _decode(reader, path: Path, key: str, image_size: int, progress: bool) -> Fa
         "image_size": image_size,
         "resize_policy": RESIZE_POLICY,
         "split_origin": "source" if (decoded.splits != "").any() else "none",
+        # With splits in the source, images outside any split folder count as train: said, not silent.
+        "train_by_default": int(((decoded.splits == "") & (decoded.labels >= 0)).sum())
+        if (decoded.splits != "").any() else 0,
         "decode_seconds": round(time.perf_counter() - start, 3),
     }
     splits = np.where(decoded.splits == "", "train", decoded.splits).astype("<U12")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,10 @@ def training_splits(ds: FaceDataset, config: Mapping[str, Any]) -> FaceDataset:
     if len(present) < 2:
         raise ConfigError(f"class scheme '{classes}' leaves {len(present)} class(es) with training images in "
                           f"{ds.source or 'the data'}; a classifier needs at least 2")
+    empty = [c for i, c in enumerate(ds.classes) if i not in set(present.tolist())]
+    if empty:  # a preset such as "4" on data without neutral: the model gets an output it can never learn
+        warnings.warn(f"class(es) {', '.join(empty)} of scheme '{classes}' have no training image in "
+                      f"{ds.source or 'the data'}; the model will never predict them", stacklevel=2)
     ds = ds.subset(ds.labels >= 0)
     if config.get("limit"):
         ds = stratified_limit(ds, int(config["limit"]), int(config.get("seed") or 0))

@@ -59,6 +59,8 @@ def _parse_row(row: list[str], width: int, i_emo: int, i_pix: int, i_use: int | 
                         + " ".join(f"{k}={v}" for k, v in FER2013_CSV_IDS.items()) + ")")
     pixels = _parse_pixels(row[i_pix])
     usage = row[i_use].strip() if i_use is not None else ""
+    if i_use is not None and not usage:  # with a Usage column, an empty one is a missing field, not "train"
+        raise DataError("empty Usage (Training, PublicTest, PrivateTest)")
     split = USAGE_SPLITS.get(usage.lower()) if usage else ""
     if split is None:
         raise DataError(f"unknown Usage '{usage}' (Training, PublicTest, PrivateTest)")

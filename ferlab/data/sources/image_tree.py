@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from ferlab.data.decode import decode_image
 from ferlab.data.sources.base import DecodedSource, order_classes
-from ferlab.data.sources.layout import is_image_path, place
+from ferlab.data.sources.layout import is_image_path, place, wrapper_folder
 from ferlab.data.sources.trees import FileTree, FolderTree, ZipTree
 from ferlab.errors import DataError, ImageDecodeError, UnsafeArchiveError
 
@@ -48,7 +48,8 @@ def read_tree(tree: FileTree, *, image_size: int, progress: bool) -> DecodedSour
         details = "; ".join(f"{d['id']}: {d.get('reason') or d.get('error')}" for d in (refused + corrupt)[:3])
         raise DataError(f"no valid image in {tree.root} ({len(corrupt)} corrupt, {len(refused)} refused: {details})")
     kept = [entries[i] for i in keep]
-    placed = [place(e.path) for e in kept]
+    wrapper = wrapper_folder([e.path for e in kept])  # ids keep the real path; only the layout ignores it
+    placed = [place(e.path.removeprefix(wrapper)) for e in kept]
     unlabelled = [e.path for e, (_, label, _) in zip(kept, placed, strict=True) if label is None]
     if len(unlabelled) == len(kept):
         raise DataError(f"no image in {tree.root} sits in a class folder ({len(kept)} images directly in "
@@ -66,7 +67,7 @@ def read_tree(tree: FileTree, *, image_size: int, progress: bool) -> DecodedSour
             "layout": "fer2013" if any(p for _, _, p in placed) else "class-folders",
             "corrupt_files": corrupt,
             "refused_entries": refused,
-            "skipped_files": len(all_entries) - len(entries),
+            "skipped_files": len(all_entries) - len(entries) + tree.hidden_files(),
             "unlabelled_files": unlabelled,
             "original_sizes": sizes,
         },

@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 
 from ferlab.labels import LABEL_ALIASES, canonical_label
 
-__all__ = ["IMAGE_SUFFIXES", "FILE_PREFIX_SPLITS", "SPLIT_FOLDERS", "is_image_path", "place"]
+__all__ = ["IMAGE_SUFFIXES", "FILE_PREFIX_SPLITS", "SPLIT_FOLDERS", "is_image_path", "place", "wrapper_folder"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm"})
 
@@ -64,3 +64,18 @@ def place(path: str) -> tuple[str, str | None, bool]:
         label, above = canonical_label(dirs[-1]), dirs[:-1]
     folder_split = next((SPLIT_FOLDERS[d.lower()] for d in reversed(above) if d.lower() in SPLIT_FOLDERS), "")
     return (prefix_split or folder_split), label, bool(prefix_split)
+
+
+def wrapper_folder(paths: list[str]) -> str:
+    """The one top-level folder every path sits in, as "name/", when it names neither a class nor a split, else "".
+
+    `zip -r jaffe.zip jaffe` puts everything under `jaffe/`; that folder wraps the dataset rather than naming a
+    class, so a file directly inside it is unlabelled, as it is when the folder itself is the source.
+    """
+    tops = {PurePosixPath(p).parts[0] if len(PurePosixPath(p).parts) > 1 else None for p in paths}
+    if len(tops) != 1 or None in tops:
+        return ""
+    top = next(iter(tops))
+    if canonical_label(top) in KNOWN_LABELS or top.lower() in SPLIT_FOLDERS:
+        return ""
+    return f"{top}/"

@@ -43,6 +43,10 @@ class FileTree:
     def refused(self) -> list[tuple[str, str]]:
         return []
 
+    def hidden_files(self) -> int:
+        """Files left out as hidden (a name starting with ".", or `__MACOSX`), counted so none vanish unsaid."""
+        return 0
+
     def read(self, entry: TreeEntry) -> bytes:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -73,6 +77,7 @@ class FolderTree(FileTree):
         self._entries: list[TreeEntry] | None = None
         self._mtimes: list[int] = []
         self._refused: list[tuple[str, str]] = []
+        self._hidden = 0
 
     def entries(self) -> list[TreeEntry]:
         if self._entries is None:
@@ -84,10 +89,14 @@ class FolderTree(FileTree):
                     dirnames[:] = []
                     continue
                 seen_dirs.add((here.st_dev, here.st_ino))
+                for d in dirnames:
+                    if _hidden((d,)):
+                        self._hidden += sum(len(files) for _, _, files in os.walk(os.path.join(dirpath, d)))
                 dirnames[:] = sorted(d for d in dirnames if not _hidden((d,)))
                 rel_dir = Path(dirpath).relative_to(self.root).as_posix()
                 for name in filenames:
                     if _hidden((name,)):
+                        self._hidden += 1
                         continue
                     rel = name if rel_dir == "." else f"{rel_dir}/{name}"
                     if not is_utf8_name(rel):  # ids, reports and JSON need text; such a name cannot be printed
@@ -107,6 +116,10 @@ class FolderTree(FileTree):
     def refused(self) -> list[tuple[str, str]]:
         self.entries()
         return list(self._refused)
+
+    def hidden_files(self) -> int:
+        self.entries()
+        return self._hidden
 
     def read(self, entry: TreeEntry) -> bytes:
         try:
@@ -138,6 +151,7 @@ class ZipTree(FileTree):
         self._entries: list[TreeEntry] = []
         self._infos: dict[str, zipfile.ZipInfo] = {}
         self._refused: list[tuple[str, str]] = []
+        self._hidden = 0
         for info in self._zip.infolist():
             if info.is_dir():
                 continue
@@ -147,6 +161,7 @@ class ZipTree(FileTree):
                 continue
             name = info.filename.replace("\\", "/")  # some Windows tools write backslash separators
             if _hidden(PurePosixPath(name).parts):
+                self._hidden += 1
                 continue
             if name in self._infos:
                 self._refused.append((name, "a second zip entry with the same name (the first one is read)"))
@@ -170,6 +185,9 @@ class ZipTree(FileTree):
 
     def refused(self) -> list[tuple[str, str]]:
         return list(self._refused)
+
+    def hidden_files(self) -> int:
+        return self._hidden
 
     def read(self, entry: TreeEntry) -> bytes:
         info = self._infos[entry.path]
