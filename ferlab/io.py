@@ -62,6 +62,26 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, default: Callable[[Any]
     atomic_write_text(path, json.dumps(obj, indent=2, default=default) + "\n")
 
 
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise it: files written together (a run's checkpoints,
+    metrics and summary) stay consistent with each other. Outside the main thread signals cannot be handled: no-op."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield  # None: a handler installed outside Python, which could not be put back
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 def blocked_folder_message(path: str | os.PathLike) -> str | None:
     """Why no folder can be made at `path` when `path` or one of its parents is an existing file, else None."""
     blocking = next((p for p in (Path(path), *Path(path).parents) if p.is_file()), None)

@@ -120,6 +120,22 @@ def test_the_val_split_is_the_carve_the_model_was_selected_on(tiny, tmp_path, ca
     assert summary["n_images"] == int((carve.splits == "val").sum()) > 0
 
 
+def test_the_report_predicts_with_the_tta_it_is_given_and_says_so(tiny, tmp_path):
+    from ferlab.data import load
+    from ferlab.explain.dataset_report import explain_dataset
+    from ferlab.predict.predictor import Predictor
+
+    clf = Predictor.from_checkpoint(tiny["ckpt"]).classifier
+    test = load(tiny["data"], progress=False).split("test")
+    for tta in ("none", "flip"):
+        result = explain_dataset(clf, test, tta=tta, faithfulness_samples=0)
+        proba = np.asarray(clf.predict_proba(test.images, tta=tta))
+        column = {c: i for i, c in enumerate(clf.classes)}
+        truth = np.array([column[test.classes[k]] for k in test.labels])
+        assert result.tta == tta and result.summary()["tta"] == tta
+        assert result.accuracy == pytest.approx(float((proba.argmax(1) == truth).mean()))
+
+
 # ---- pure aggregation ---------------------------------------------------------------------------------------
 
 

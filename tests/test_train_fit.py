@@ -252,3 +252,52 @@ def test_a_relative_manifest_is_recorded_as_an_absolute_path(tmp_path, monkeypat
     run = fit(_cfg(tmp_path, data=str(data), manifest="audit/clean.json", epochs=1, val_fraction=0.3, image_size=48))
     recorded = yaml.safe_load((run / "config.yaml").read_text())["manifest"]
     assert recorded == str(tmp_path / "audit" / "clean.json")
+
+
+def test_a_budget_spent_on_the_last_batch_leaves_a_whole_epoch_not_partial():
+    from ferlab.train.engine import StepSettings, train_one_epoch
+    from ferlab.train.losses import build_loss
+    from ferlab.train.optim import Schedule, build_optimizer
+
+    model = create_model("sequential_small", num_classes=4, input_size=24)
+    opt = build_optimizer("sgd", model, lr=0.01, momentum=0.9, weight_decay=0.0)
+    cfg = model.ferlab_cfg
+    settings = StepSettings(num_classes=4, mean=tuple(cfg.mean), std=tuple(cfg.std))
+    images = torch.randint(0, 256, (32, 1, 24, 24), dtype=torch.uint8)
+    labels = torch.arange(32) % 4
+
+    def epoch(batch_size: int) -> dict:
+        return train_one_epoch(model, opt, Schedule(opt, "none", total_steps=10), build_loss("ce"), images, labels,
+                               torch.arange(32), settings, torch.Generator().manual_seed(0), batch_size=batch_size,
+                               should_stop=lambda: True)
+
+    whole = epoch(32)  # one batch: the budget runs out with the epoch done
+    assert whole["images"] == 32 and not whole["stopped"]
+    cut = epoch(16)  # two batches: it stops after the first
+    assert cut["images"] == 16 and cut["stopped"]
+
+
+def test_the_run_records_its_data_as_an_absolute_path(tmp_path, monkeypatch):
+    from ferlab.data.synthetic import synthetic_faces, write_image_folder
+
+    write_image_folder(synthetic_faces(6, classes=EMOTIONS[:3], image_size=24), tmp_path / "faces")
+    monkeypatch.setenv("FERLAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    run = fit(_cfg(tmp_path, epochs=1, data="faces", val_fraction=0.25))
+    recorded = yaml.safe_load((run / "config.yaml").read_text())["data"]
+    assert recorded == str((tmp_path / "faces").resolve())  # resume and compare from another directory find it
+
+
+def test_interrupts_are_held_until_the_files_of_an_epoch_are_written():
+    import os
+    import signal
+
+    from ferlab.io import interrupts_deferred
+
+    before = signal.getsignal(signal.SIGINT)
+    written = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            written.append("summary.json")  # still runs: the interrupt waits for the block's end
+    assert written == ["summary.json"] and signal.getsignal(signal.SIGINT) is before

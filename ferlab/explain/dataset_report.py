@@ -48,6 +48,7 @@ class DatasetExplanation:
     trust_faces: int = 0
     dropped_classes: dict[str, int] = field(default_factory=dict)
     limit: int | None = None
+    tta: str = "none"  # how the explained class was predicted (the maps explain the face as given)
 
     def region_table(self, group: str = "correct", *, per_area: bool = False) -> dict[str, dict[str, float] | None]:
         """emotion -> region -> mean share (or share / area fraction); None for an emotion without such faces."""
@@ -67,7 +68,7 @@ class DatasetExplanation:
         return {
             "model": self.model, "checkpoint": self.checkpoint, "source": self.source, "split": self.split,
             "method": self.method, "target": self.target, "classes": list(self.classes), "limit": self.limit,
-            "n_images": self.n_images, "accuracy": self.accuracy,
+            "tta": self.tta, "n_images": self.n_images, "accuracy": self.accuracy,
             "counts": {c: {g: int(self.counts[i, j]) for j, g in enumerate(GROUPS)}
                        for i, c in enumerate(self.classes)},
             "regions": self.region_table("correct"),
@@ -105,8 +106,11 @@ def _check_cam_layers(model: Any, methods: Sequence[str]) -> None:
 def explain_dataset(clf: Any, data: FaceDataset, *, method: str = "gradcam", methods: str | Sequence[str] | None = None,
                     target: str | int | None = None, limit: int | None = None, faithfulness_samples: int = 200,
                     batch_size: int = 64, split_name: str = "test", progress: bool = False,
-                    seed: int = 0) -> DatasetExplanation:
-    """Explain `clf` (a torch Classifier) on every labelled face of `data` (or a stratified `limit` of them)."""
+                    seed: int = 0, tta: str = "none") -> DatasetExplanation:
+    """Explain `clf` (a torch Classifier) on every labelled face of `data` (or a stratified `limit` of them).
+
+    With a `tta` other than "none" the predicted (and so explained) class is the TTA-averaged one, as `ferlab
+    predict`, `ferlab eval` and `ferlab explain IMAGE` name it with that TTA."""
     import torch
     from tqdm import tqdm
 
@@ -148,9 +152,12 @@ def explain_dataset(clf: Any, data: FaceDataset, *, method: str = "gradcam", met
         for s in range(0, len(faces), batch_size):
             chunk = faces[s:s + batch_size]
             x = preprocess(torch.from_numpy(chunk), cfg).contiguous()
-            with torch.inference_mode():
-                logits = model(x).float()
-            pred = logits[:, torch.from_numpy(columns)].argmax(dim=1).numpy()  # closed set, ties -> lowest index
+            if tta == "none":
+                with torch.inference_mode():
+                    scores = model(x).float().numpy()
+            else:
+                scores = np.asarray(clf.predict_proba(chunk, batch_size=batch_size, tta=tta))
+            pred = scores[:, columns].argmax(axis=1)  # closed set, ties -> lowest index
             t = columns[pred] if fixed is None else np.full(len(chunk), fixed, dtype=np.int64)
             targets[s:s + len(chunk)] = t
             raw = attribute(model, x, torch.from_numpy(t), method)
@@ -171,7 +178,7 @@ def explain_dataset(clf: Any, data: FaceDataset, *, method: str = "gradcam", met
         classes=align.classes, n_images=acc.n_images, accuracy=acc.n_correct / max(acc.n_images, 1),
         counts=acc.count.copy(), mean_heatmaps=acc.mean_heatmaps(), mean_faces=acc.mean_faces(),
         shares=acc.mean_shares(), share_counts=acc.share_count.copy(), areas=area_fractions(labels), trust=trust,
-        trust_faces=n_trust, dropped_classes=dict(align.dropped_classes), limit=limit,
+        trust_faces=n_trust, dropped_classes=dict(align.dropped_classes), limit=limit, tta=tta,
     )
 
 
@@ -193,6 +200,7 @@ def explain_source(model: str | os.PathLike | None, data: str | os.PathLike, *, 
         from ferlab.evaluate.run import with_training_validation
 
         ds = with_training_validation(ds, dict(clf.info.get("config") or {}))
+    kwargs.setdefault("tta", predictor.tta)  # the bundled model's shipped TTA, as `ferlab explain IMAGE` uses it
     result = explain_dataset(clf, ds.split(split), split_name=split, progress=progress, **kwargs)
     if out is not None:
         from ferlab.explain.report_files import write_dataset_report

@@ -172,7 +172,8 @@ def report_html(result: DatasetExplanation, pictures: dict[str, bytes]) -> str:
     summary = [("model", result.model), ("checkpoint", result.checkpoint), ("data", result.source),
                ("split", result.split), ("images explained", str(result.n_images)),
                ("accuracy on them", fmt(result.accuracy)), ("method (heat maps, regions)", result.method),
-               ("explained class", target), ("faces in the trust checks", str(result.trust_faces))]
+               ("explained class", target), ("test-time augmentation (prediction)", result.tta),
+               ("faces in the trust checks", str(result.trust_faces))]
     if result.limit is not None:
         summary.append(("limit", f"{result.limit} (stratified subsample)"))
     if result.dropped_classes:

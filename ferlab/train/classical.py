@@ -84,7 +84,7 @@ def fit_classical(cfg: TrainConfig, dataset: FaceDataset | None = None) -> Path:
     tr, va = _scores(estimator, x_train, y_train, num_classes), _scores(estimator, x_val, y_val, num_classes)
     row = {"epoch": 1, "lr": 0.0, "train_loss": tr["loss"], "train_accuracy": tr["accuracy"], "val_loss": va["loss"],
            "val_accuracy": va["accuracy"], "seconds": train_seconds,
-           "images_per_second": len(y_train) / max(train_seconds, 1e-9), "partial": False}
+           "images_per_second": len(y_train) / max(train_seconds, 1e-9), "partial": 0}
     metrics = {k: v for k, v in row.items() if k not in ("epoch", "partial")}
     ckpt = {"model_name": cfg.model, "model_kwargs": dict(cfg.model_kwargs or {}), "family": spec.family,
             "classes": classes, "image_size": int(x_train.shape[-1]), "config": cfg.to_dict(),

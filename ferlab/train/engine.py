@@ -145,7 +145,7 @@ def train_one_epoch(
         seen += n
         if on_batch is not None:
             on_batch(n, float(batch_loss))
-        if should_stop is not None and should_stop():
+        if should_stop is not None and hi < len(order) and should_stop():  # after the last batch: a whole epoch
             stopped = True
             break
     seconds = time.perf_counter() - start

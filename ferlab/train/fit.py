@@ -23,6 +23,7 @@ from torch import nn
 
 from ferlab.data.augment import resolve_augment
 from ferlab.errors import CheckpointError, ConfigError, ModelError
+from ferlab.io import interrupts_deferred
 from ferlab.train import artifacts
 from ferlab.train.checkpoint import load_checkpoint, save_checkpoint  # its import flushes denormals
 from ferlab.train.config import TrainConfig
@@ -356,7 +357,10 @@ def _setup_run(cfg: TrainConfig, dataset: Any, resume_ckpt: dict[str, Any] | Non
     default_size = get_model_config(cfg.model).input_size[1]
     image_size = cfg.image_size or default_size
     manifest = str(Path(cfg.manifest).expanduser().resolve()) if cfg.manifest else None  # evaluable from anywhere
-    cfg = cfg.replace(image_size=image_size, manifest=manifest)
+    data = cfg.data
+    if data and Path(data).expanduser().exists():  # so is the data: resume and compare work from anywhere
+        data = str(Path(data).expanduser().resolve())
+    cfg = cfg.replace(image_size=image_size, manifest=manifest, data=data)
     data = prepare_data(cfg, image_size, dataset)
     if device.type == "cuda":  # uint8 images live on the GPU: batches never cross the bus
         data = replace(data, **{f: getattr(data, f).to(device) for f in ("train_images", "train_labels",
@@ -455,10 +459,11 @@ def _train_loop(run: _Run, on_epoch_end: Callable[[dict[str, Any]], None] | None
             p.stop_reason = "early_stopping"
         elif p.epoch >= cfg.epochs:
             p.stop_reason = "epochs"
-        run.write_files(row, finished=bool(p.stop_reason), best=run.model if improved else None)
-        if run.dist.is_main:
-            if not quiet:
+        with interrupts_deferred():  # a Ctrl-C here left summary.json an epoch behind last.pt and metrics.csv
+            run.write_files(row, finished=bool(p.stop_reason), best=run.model if improved else None)
+            if run.dist.is_main and not quiet:
                 print(_epoch_line(cfg, row, improved), file=sys.stderr, flush=True)
+        if run.dist.is_main:
             if on_epoch_end is not None:  # e.g. ferlab.tune reports val accuracy and may raise to prune the run
                 on_epoch_end(dict(row))
         if p.stop_reason:

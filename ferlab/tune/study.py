@@ -87,10 +87,7 @@ def trial_config(base: TrainConfig, params: dict[str, Any], out: str | Path) -> 
 
 def _study_settings(trial_base: TrainConfig) -> dict[str, Any]:
     """What makes trials comparable: the same data, classes and per-trial length."""
-    data = trial_base.data
-    if data and Path(data).expanduser().exists():
-        data = str(Path(data).expanduser().resolve())
-    return {"data": data, "classes": trial_base.classes, "image_size": trial_base.image_size,
+    return {"data": trial_base.data, "classes": trial_base.classes, "image_size": trial_base.image_size,
             "epochs": trial_base.epochs, "limit": trial_base.limit}
 
 
@@ -175,6 +172,8 @@ def run_study(base: TrainConfig, space: SearchSpace, *, trials: int, out: str | 
         raise ConfigError(f"--time-budget must be > 0 minutes, got {time_budget_minutes}")
     out = Path(out)
     base = base.with_overrides(dict(space.fixed))
+    if base.data and Path(base.data).expanduser().exists():  # best_config.yaml trains from any directory
+        base = base.replace(data=str(Path(base.data).expanduser().resolve()))
     trial_base = base.with_overrides(dict(trial_overrides or {}))
     if trainer is None:
         from ferlab.train import fit as trainer
