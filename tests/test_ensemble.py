@@ -97,12 +97,32 @@ def test_real_checkpoints_average_with_tta_and_round_trip_through_a_file(tmp_pat
     ('{"format": "ferlab-ensemble", "members": []}', "non-empty list"),
     ('{"format": "ferlab-ensemble", "members": ["a.pt"], "weights": [1, 2]}', "list of 1 numbers"),
     ('{"format": "ferlab-ensemble", "members": ["missing.pt"]}', "model not found"),
+    ('{"format": "ferlab-ensemble", "members": ["a.pt"], "weights": [true]}', "list of 1 numbers"),
+    ('{"format": "ferlab-ensemble", "members": ["a.pt", "e.json"]}', "names itself through its members"),
+    ('{"format": "ferlab-ensemble", "members": ["b.json"]}', "names itself through its members"),
 ])
 def test_bad_ensemble_files(tmp_path: Path, text: str, match: str) -> None:
     _checkpoint(tmp_path / "a.pt", 0)
     (tmp_path / "e.json").write_text(text)
+    (tmp_path / "b.json").write_text('{"format": "ferlab-ensemble", "members": ["a.pt", "e.json"]}')  # e -> b -> e
     with pytest.raises(CheckpointError, match=match):
         load_classifier(tmp_path / "e.json")
+
+
+def test_a_bundled_model_file_runs_with_its_shipped_tta_in_predict_as_in_eval(monkeypatch, tmp_path: Path) -> None:
+    from ferlab.predict import Predictor
+
+    _checkpoint(tmp_path / "default.pt", 0)
+    (tmp_path / "default.json").write_text('{"tta": "flip"}')
+    _checkpoint(tmp_path / "other.pt", 0)
+    assert Predictor.from_checkpoint(tmp_path / "default.pt", detector="none").tta == "flip"
+    assert Predictor.from_checkpoint(tmp_path / "other.pt", detector="none").tta == "none"
+    assert Predictor.from_checkpoint(tmp_path / "default.pt", detector="none", tta="none").tta == "none"
+    faces = np.random.default_rng(0).integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    alone = Predictor.from_checkpoint(tmp_path / "default.pt", detector="none").classify_faces(faces)
+    with_itself = Predictor(load_ensemble([tmp_path / "default.pt", tmp_path / "default.pt"]), detector="none",
+                            tta=bundled.shipped_tta(tmp_path / "default.pt")).classify_faces(faces)
+    np.testing.assert_allclose(alone, with_itself, atol=1e-6)  # a model averaged with itself is that model
 
 
 def test_model_sources(monkeypatch, tmp_path: Path) -> None:
@@ -171,3 +191,21 @@ def test_ensemble_writer_cli_validates_before_writing(tmp_path: Path, capsys) ->
     assert ensemble_main([str(tmp_path / "x.txt"), str(pa)]) == 2
     assert ensemble_main([str(out), str(pa), str(pb), "--weights", "1"]) == 2
     assert out.read_text() == written
+
+
+def test_predict_tta_flag_sets_the_tta(tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    from ferlab.predict import Predictor
+
+    _checkpoint(tmp_path / "m.pt", 3)
+    face = np.random.default_rng(1).integers(0, 256, (48, 48), dtype=np.uint8)
+    Image.fromarray(face).save(tmp_path / "f.png")
+    for tta in ("none", "flip"):
+        assert main(["predict", str(tmp_path / "f.png"), "--no-detect", "--json", "--model", str(tmp_path / "m.pt"),
+                     "--tta", tta]) == 0
+        probs = json.loads(capsys.readouterr().out)["faces"][0]["probs"]
+        expected = Predictor.from_checkpoint(tmp_path / "m.pt", detector="none", tta=tta).classify_faces(face[None])
+        np.testing.assert_allclose([probs[c] for c in EMOTIONS], expected[0], atol=1e-4)
+    with pytest.raises(SystemExit):
+        main(["predict", str(tmp_path / "f.png"), "--tta", "bogus"])

@@ -62,3 +62,16 @@ def test_export_cli_prints_parity_and_rejects_bad_input(tmp_path, capsys):
         load_classifier(tmp_path / "fake.onnx")
     err = capsys.readouterr().err.strip().splitlines()
     assert all(line.startswith("ferlab: error:") for line in err) and len(err) == 2
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--onnx", "model_noext"], "must end in .onnx"),
+    (["--onnx", "m.int8.onnx", "--int8", "--calibration", "x"], "the int8 twin's name"),
+])
+def test_onnx_names_that_could_not_be_loaded_back_are_refused(tmp_path, capsys, extra, message):
+    ckpt = _checkpoint(tmp_path)
+    extra = [str(tmp_path / e) if e in ("model_noext", "m.int8.onnx") else e for e in extra]
+    assert main(["export", str(ckpt), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ferlab: error:") and message in err[0]
+    assert not list(tmp_path.glob("*onnx*")) and not (tmp_path / "model_noext").exists()

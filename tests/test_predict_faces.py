@@ -72,6 +72,27 @@ def test_a_whole_image_crop_of_a_very_wide_image_is_aligned_not_a_cv2_error():
     assert crop[24, 0] < 30 and crop[24, 47] > 225  # the gradient still runs dark to bright across the crop
 
 
+@pytest.mark.parametrize("shape", [(48, 72), (30, 30), (80, 60), (48, 48)])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_crop_without_detection_is_prepared_as_the_data_loader_prepares_it(shape, channels, tmp_path):
+    """`predict --no-detect` padded a wide crop by repeating its edges and enlarged bilinearly; `ferlab eval` and
+    training centre-crop, box-shrink and bicubic-enlarge. One file must give one crop, whichever path reads it."""
+    import io
+
+    from PIL import Image
+
+    from ferlab.data.decode import decode_image
+
+    rng = np.random.default_rng(sum(shape) + channels)
+    pixels = rng.integers(0, 256, shape if channels == 1 else (*shape, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    (tmp_path / "face.png").write_bytes(buf.getvalue())
+    crop = detect_and_align(load_image(tmp_path / "face.png"), detector="none", margin=0.0)[0].crop
+    expected, _ = decode_image(buf.getvalue(), 48)
+    assert np.array_equal(crop, expected)
+
+
 @pytest.mark.parametrize("kind", ["png16", "tiff32"])
 def test_wide_range_images_are_scaled_to_8_bits_not_clipped_to_white(kind, tmp_path):
     from PIL import Image

@@ -48,6 +48,11 @@ def _check_flags(args: argparse.Namespace, is_onnx: bool) -> None:
         raise ConfigError("nothing to do: give --onnx OUT.onnx and/or --bundle OUT.pt")
     elif args.int8 and not args.onnx:
         raise ConfigError("--int8 quantises the ONNX export: give --onnx OUT.onnx too")
+    if args.onnx and not args.onnx.lower().endswith(".onnx"):  # ferlab (and others) tell an ONNX file by its suffix
+        raise ConfigError(f"--onnx {args.onnx}: the file name must end in .onnx, or it cannot be loaded back")
+    if args.onnx and args.int8 and args.onnx.lower().endswith(".int8.onnx"):
+        raise ConfigError(f"--onnx {args.onnx} is the int8 twin's name: give the fp32 name (OUT.onnx); --int8 writes "
+                          "OUT.int8.onnx beside it")
     _check_outputs(args, is_onnx)
 
 

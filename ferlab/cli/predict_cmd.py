@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ferlab.cli.options import add_ensemble_option
+from ferlab.evaluate.suite import TTA_NAMES
 
 __all__ = ["register", "add_video_flags", "video_config"]
 
@@ -92,10 +93,12 @@ def _predictor(args: argparse.Namespace, kw: dict):  # noqa: ANN202 - Predictor,
     from ferlab.predict.bundled import model_sources, shipped_tta
     from ferlab.predict.ensemble import load_ensemble
 
+    if args.tta is not None:
+        kw = {**kw, "tta": args.tta}
     if args.ensemble is None:
         return Predictor.from_checkpoint(args.model, **kw) if args.model else Predictor.from_pretrained(**kw)
     sources = model_sources(args.model, args.ensemble)
-    return Predictor(load_ensemble(sources), tta=shipped_tta(sources[0]), **kw)
+    return Predictor(load_ensemble(sources), **{"tta": shipped_tta(sources[0]), **kw})
 
 
 def _looks_like_model(value: str) -> bool:
@@ -200,6 +203,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", default="auto", help="auto | centerface | haar | none")
     add_detector_flags(p)
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--tta", default=None, choices=TTA_NAMES,
+                   help="test-time augmentation (default: the one a bundled model file ships with, else none; "
+                        "as `ferlab eval`)")
     p.add_argument("--shard", default=None, metavar="I/N",
                    help="process only shard I of N of the sorted inputs (for Slurm/Ray/Kubernetes job arrays)")
     p.add_argument("--csv", default=None, metavar="FILE", help="also write one CSV row per face (or error)")

@@ -74,9 +74,8 @@ def load_ensemble(sources: Sequence[str | Path], weights: Sequence[float] | None
     return EnsembleClassifier(members, weights, sources=[str(p) for p in paths])
 
 
-def load_ensemble_file(path: str | Path) -> EnsembleClassifier:
-    """An ensemble file (`{"format": "ferlab-ensemble", "members": [...], "weights": [...]}`) -> its classifier."""
-    path = Path(path)
+def _read_spec(path: Path) -> tuple[list[str], list[float] | None]:
+    """An ensemble file's member paths (resolved against its folder) and weights; CheckpointError if malformed."""
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
@@ -88,10 +87,28 @@ def load_ensemble_file(path: str | Path) -> EnsembleClassifier:
         raise CheckpointError(f"{path}: \"members\" must be a non-empty list of model paths")
     weights = spec.get("weights")
     if weights is not None and (not isinstance(weights, list) or len(weights) != len(members)
-                                or not all(isinstance(w, int | float) for w in weights)):
+                                or not all(isinstance(w, int | float) and not isinstance(w, bool) for w in weights)):
         raise CheckpointError(f"{path}: \"weights\" must be a list of {len(members)} numbers")
-    resolved = [m if Path(m).is_absolute() else str(path.parent / m) for m in members]
-    clf = load_ensemble(resolved, weights if weights is not None else [1.0] * len(members))
+    return [m if Path(m).is_absolute() else str(path.parent / m) for m in members], weights
+
+
+def _check_no_cycle(path: Path, inside: tuple[Path, ...] = ()) -> None:
+    """Refuse an ensemble file that names itself, directly or through other ensemble files (it recursed until
+    Python's stack ran out)."""
+    here = path.resolve()
+    if here in inside:
+        raise CheckpointError(f"ensemble file {path} names itself through its members (a cycle)")
+    for member in _read_spec(path)[0]:
+        if Path(member).suffix.lower() == ".json" and Path(member).is_file():
+            _check_no_cycle(Path(member), (*inside, here))
+
+
+def load_ensemble_file(path: str | Path) -> EnsembleClassifier:
+    """An ensemble file (`{"format": "ferlab-ensemble", "members": [...], "weights": [...]}`) -> its classifier."""
+    path = Path(path)
+    _check_no_cycle(path)
+    members, weights = _read_spec(path)
+    clf = load_ensemble(members, weights if weights is not None else [1.0] * len(members))
     assert isinstance(clf, EnsembleClassifier)
     return clf
 

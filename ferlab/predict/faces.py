@@ -119,13 +119,24 @@ def detect_and_align(image: np.ndarray, *, detector: str | FaceDetector = "auto"
     rgb = as_rgb(image)
     gray = to_gray(rgb)
     det_impl = get_detector(detector, detector_config) if isinstance(detector, str) else detector
+    whole = getattr(det_impl, "name", "") == "none"  # a face crop: prepared as training saw dataset images
     faces = []
     for det in sorted(det_impl.detect(rgb), key=lambda d: (d.box[0], d.box[1])):
         box = tuple(int(round(v)) for v in det.box)
         small = min(box[2], box[3]) < min_size
         warning = f"face is {min(box[2], box[3])} px, under {min_size} px: unreliable" if small else None
         geometry = {"size": size, "margin": margin, "box_scale": det_impl.box_scale, "y_shift": det_impl.y_shift}
-        faces.append(AlignedFace(crop=align_face(gray, det, **geometry), box=box, score=det.score,
-                                 landmarks=det.landmarks, too_small=small, warning=warning,
-                                 crop_landmarks=crop_landmarks(det, **geometry)))
+        crop = whole_face(rgb, size) if whole else align_face(gray, det, **geometry)
+        faces.append(AlignedFace(crop=crop, box=box, score=det.score, landmarks=det.landmarks, too_small=small,
+                                 warning=warning, crop_landmarks=None if whole else crop_landmarks(det, **geometry)))
     return faces
+
+
+def whole_face(rgb: np.ndarray, size: int) -> np.ndarray:
+    """A whole image taken as one face crop -> `size` x `size` gray by the data resize policy (centre square, box
+    filter down, bicubic up), so `--no-detect` sees a crop file exactly as `ferlab eval` and training do."""
+    from PIL import Image
+
+    from ferlab.data.decode import to_square_gray
+
+    return to_square_gray(Image.fromarray(rgb), size)

@@ -62,12 +62,15 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs: Any) -> Predictor:
-        """A .pt checkpoint (or run dir) or an .onnx export; missing file -> CheckpointError."""
+        """A .pt checkpoint (or run dir) or an .onnx export; missing file -> CheckpointError. A bundled model file
+        runs with its shipped TTA unless `tta` is given, as `ferlab eval` runs it: one file, one result."""
+        from ferlab.predict.bundled import shipped_tta
         from ferlab.train.checkpoint import load_classifier
 
         p = Path(path)
         if not p.exists():
             raise CheckpointError(f"model not found: {p}")
+        kwargs.setdefault("tta", shipped_tta(p))
         return cls(load_classifier(p), **kwargs)
 
     @classmethod
@@ -80,9 +83,7 @@ class Predictor:
         path = bundled.bundled_model_path()
         if not path.is_file():
             raise CheckpointError(f"bundled model missing at {path}; reinstall ferlab or pass --model")
-        model = bundled.bundled_inference_path(backend)
-        kwargs.setdefault("tta", bundled.shipped_tta(model))
-        return cls.from_checkpoint(model, **kwargs)
+        return cls.from_checkpoint(bundled.bundled_inference_path(backend), **kwargs)
 
     def warm_up(self) -> None:
         """Build the detector (the int8 CenterFace is quantised into the cache on first use, a few seconds) and run
