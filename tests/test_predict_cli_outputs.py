@@ -231,7 +231,8 @@ def test_export_outputs_must_differ_from_each_other_and_from_the_checkpoint(setu
     shutil.copy(setup["ckpt"], ckpt)
     before = ckpt.read_bytes()
     for argv, message in (
-        (["--onnx", str(tmp_path / "x.pt"), "--bundle", str(tmp_path / "x.pt")], "--bundle and --onnx name the same"),
+        (["--onnx", str(tmp_path / "x.onnx"), "--bundle", str(tmp_path / "x.onnx")],
+         "--bundle and --onnx name the same"),
         (["--bundle", str(ckpt), "--half"], f"--bundle {ckpt} is the checkpoint being exported"),
         (["--bundle", str(tmp_path / "." / "best.pt")], "is the checkpoint being exported"),
     ):
@@ -239,4 +240,4 @@ def test_export_outputs_must_differ_from_each_other_and_from_the_checkpoint(setu
         assert message in capsys.readouterr().err
     assert main(["export", str(tmp_path), "--bundle", str(ckpt)]) == 2  # a run directory reads its best.pt
     assert "is the checkpoint being exported" in capsys.readouterr().err
-    assert ckpt.read_bytes() == before and not (tmp_path / "x.pt").exists()
+    assert ckpt.read_bytes() == before and not (tmp_path / "x.onnx").exists()
