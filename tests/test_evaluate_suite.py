@@ -234,3 +234,24 @@ def test_leaderboard_markdown_survives_spaces_in_paths_and_bars_in_names():
         leaderboard_markdown(rows, images={"per-class F1": "my board/per_class_f1.png"}))
     assert '<img src="my%20board/per_class_f1.png"' in html
     assert "<td>a|b</td>" in html and html.count("<td>") == 12  # one row, every column in its place
+
+
+def test_a_training_child_that_dies_or_raises_is_a_failed_row_not_a_crash(monkeypatch):
+    import importlib
+    import multiprocessing
+
+    from ferlab.evaluate import compare
+
+    fit_module = importlib.import_module("ferlab.train.fit")  # the package exports fit(), shadowing the module
+
+    receive, send = multiprocessing.Pipe(duplex=False)
+    send.close()  # the child died (segfault, kill -9) before it could report
+    assert compare._child_outcome(receive) == ("crash", "")
+
+    def broken_fit(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("kernel bug")
+
+    monkeypatch.setattr(fit_module, "fit", broken_fit)
+    receive, send = multiprocessing.Pipe(duplex=False)
+    compare._fit_child({"model": "simple_cnn"}, False, send)
+    assert compare._child_outcome(receive) == ("error", "RuntimeError: kernel bug")

@@ -61,6 +61,13 @@ def test_unknown_key_names_close_fields(tmp_path):
         ({"device": "tpu"}, "device must be"),
         ({"seed": -1}, "seed must be >= 0"),
         ({"val_seed": -3}, "val_seed must be >= 0"),
+        ({"lr": float("nan")}, "lr must be a finite number"),
+        ({"momentum": float("nan")}, "momentum must be a finite number"),
+        ({"warmup_epochs": float("nan")}, "warmup_epochs must be a finite number"),
+        ({"weight_decay": float("inf")}, "weight_decay must be a finite number"),
+        ({"grad_clip": float("nan")}, "grad_clip must be a finite number"),
+        ({"mixup": "nan"}, "mixup must be a finite number"),
+        ({"time_budget_minutes": float("nan")}, "time_budget_minutes must be a finite number"),
     ],
 )
 def test_bad_values(bad, match):

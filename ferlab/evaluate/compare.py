@@ -233,8 +233,19 @@ def _fit_child(values: dict[str, Any], resume: bool, conn: Any) -> None:
         conn.send(("ok", ""))
     except FerlabError as err:
         conn.send(("error", str(err)))
+    except Exception as err:  # noqa: BLE001 - a bug in one experiment is its failed row, not a traceback
+        conn.send(("error", f"{type(err).__name__}: {err}"))
     finally:
         conn.close()
+
+
+def _child_outcome(receive: Any) -> tuple[str, str]:
+    """What the training child reported, or ("crash", "") when it died first: poll() is also true at end of file,
+    and recv() then raised EOFError, which took the whole suite down instead of one row."""
+    try:
+        return receive.recv() if receive.poll() else ("crash", "")
+    except (EOFError, OSError):
+        return "crash", ""
 
 
 def _train(plan: PlannedRun, data: str | Path, progress: bool) -> None:
@@ -256,7 +267,7 @@ def _train(plan: PlannedRun, data: str | Path, progress: bool) -> None:
         child.terminate()
         child.join()
         raise
-    status, message = receive.recv() if receive.poll() else ("crash", "")
+    status, message = _child_outcome(receive)
     if status == "error":
         raise TrainingFailedError(message)
     if status != "ok" or child.exitcode != 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -243,6 +244,10 @@ def _check_values(cfg: TrainConfig) -> None:
     from ferlab.train.losses import LOSSES
     from ferlab.train.optim import OPTIMIZERS, SCHEDULES
 
+    for f in fields(cfg):  # NaN passes every range check below (all comparisons are false); inf trains NaN weights
+        value = getattr(cfg, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"training option {f.name} must be a finite number, got {value}")
     for name, registry in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("loss", LOSSES),
                            ("augment", AUGMENT_PRESETS), ("precision", PRECISIONS)):
         if getattr(cfg, name) not in registry:
