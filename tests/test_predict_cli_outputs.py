@@ -240,4 +240,25 @@ def test_export_outputs_must_differ_from_each_other_and_from_the_checkpoint(setu
         assert message in capsys.readouterr().err
     assert main(["export", str(tmp_path), "--bundle", str(ckpt)]) == 2  # a run directory reads its best.pt
     assert "is the checkpoint being exported" in capsys.readouterr().err
+    shutil.copy(setup["ckpt"], tmp_path / "last.pt")
+    last = (tmp_path / "last.pt").read_bytes()
+    assert main(["export", str(tmp_path), "--bundle", str(tmp_path / "last.pt")]) == 2  # resume needs last.pt
+    assert "would replace the run's last.pt" in capsys.readouterr().err
+    assert (tmp_path / "last.pt").read_bytes() == last
     assert ckpt.read_bytes() == before and not (tmp_path / "x.onnx").exists()
+
+
+def test_no_output_may_overwrite_an_input(setup, tmp_path, capsys):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for name, value in (("a.png", 60), ("a.annotated.png", 200)):
+        Image.fromarray(np.full((48, 48), value, np.uint8)).save(folder / name)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    base = ["predict", "--model", str(setup["ckpt"]), "--no-detect"]
+    assert main([*base, str(folder / "a.png"), "--csv", str(folder / "a.png")]) == 2
+    assert "--csv" in capsys.readouterr().err
+    assert main([*base, str(folder), "--out", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "would overwrite the input" in err[0] and "a.annotated.png" in err[0]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert main([*base, str(folder / "a.png"), "--out", str(tmp_path / "elsewhere")]) == 0  # other folders are fine

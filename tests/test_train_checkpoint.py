@@ -133,3 +133,10 @@ def test_a_blocked_module_is_reported_without_torchs_unsafe_advice(tmp_path, cap
         assert "weights-only loader (Trying to load unsupported GLOBAL" in message
         assert "weights_only` set to `False`" not in message and "\n" not in message
     assert "this must never run" not in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("size", [-5, 0, 4096, 24.0, "24", True])
+def test_a_damaged_image_size_is_a_checkpoint_error_not_a_traceback_downstream(tmp_path, size):
+    path = save_checkpoint(tmp_path / "m.pt", {**_ckpt(), "image_size": size})
+    with pytest.raises(CheckpointError, match="records image_size"):
+        load_classifier(path)

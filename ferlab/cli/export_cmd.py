@@ -68,9 +68,14 @@ def _check_outputs(args: argparse.Namespace, is_onnx: bool) -> None:
     if args.int8:
         outputs["the int8 model"] = str(int8_path(args.checkpoint if is_onnx else args.onnx))
     named = {flag: Path(path).expanduser().resolve() for flag, path in outputs.items() if path}
+    source = source.expanduser().resolve()
+    run_files = {source.with_name("best.pt"), source.with_name("last.pt")}  # last.pt: what --resume needs
     for flag, path in named.items():
-        if path == source.expanduser().resolve():
+        if path == source:
             raise ConfigError(f"{flag} {outputs[flag]} is the checkpoint being exported; write to another file")
+        if path in run_files and path.is_file():
+            raise ConfigError(f"{flag} {outputs[flag]} would replace the run's {path.name} beside the checkpoint "
+                              "being exported; write to another file")
     flags = list(named)
     for i, first in enumerate(flags):
         for second in flags[i + 1:]:

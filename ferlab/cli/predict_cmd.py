@@ -122,6 +122,26 @@ def _inputs_after_ensemble(args: argparse.Namespace) -> None:
     args.ensemble, args.paths = args.ensemble[:split], args.ensemble[split:]
 
 
+def _check_outputs_spare_inputs(args: argparse.Namespace, inputs: list[str], stems: dict[str, str]) -> None:
+    """No file predict writes may be one it reads: `--csv photo.jpg` replaced the photo, and `--out` onto the input
+    folder overwrote an input named like another input's annotation (`a.annotated.png`)."""
+    from ferlab.errors import ConfigError
+    from ferlab.predict.video import is_video_path
+
+    reading = {Path(p).resolve(): p for p in inputs}
+    if args.csv and Path(args.csv).resolve() in reading:
+        raise ConfigError(f"--csv {args.csv} is one of the inputs; write the CSV to another file")
+    if not args.out:
+        return
+    for path in inputs:
+        kinds = (".annotated.mp4", ".frames.csv", ".emotions.png") if is_video_path(path) else (".annotated.png",)
+        for kind in kinds:
+            target = (Path(args.out) / f"{stems[path]}{kind}").resolve()
+            if target in reading:
+                raise ConfigError(f"--out {args.out}: the output {target.name} of {path} would overwrite the input "
+                                  f"{reading[target]}; choose another --out folder")
+
+
 def _run(args: argparse.Namespace) -> int:
     import csv
     import itertools
@@ -144,6 +164,7 @@ def _run(args: argparse.Namespace) -> int:
     if index >= len(inputs):  # more job-array workers than inputs: this one has nothing to do, which is no failure
         print(f"ferlab: shard {args.shard} holds none of the {len(inputs)} inputs; nothing to do", file=sys.stderr)
         return 0
+    _check_outputs_spare_inputs(args, inputs, stems)
     cfg = video_config(args)
     kw = {"detector": args.detector, "batch_size": args.batch_size, "detector_config": detector_config(args)}
     pred = _predictor(args, kw)

@@ -75,6 +75,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [k for k in ("model_name", "classes") if k not in ckpt]
     if missing:
         raise CheckpointError(f"{p} lacks {', '.join(missing)}")
+    size = ckpt.get("image_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 1024):
+        raise CheckpointError(f"{p} records image_size {size!r}; a model input is 8-1024 px (damaged checkpoint?)")
     ckpt.setdefault("path", str(p))
     return ckpt
 
