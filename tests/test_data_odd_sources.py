@@ -262,3 +262,15 @@ def test_exclude_is_checked_before_decoding_and_ignores_case(tmp_path, capsys, m
     assert main(["data", "audit", str(root), "--exclude", "Duplicates", "--out", str(tmp_path / "o"), "--json"]) == 0
     manifest = json.loads((tmp_path / "o" / "clean.json").read_text())
     assert manifest["policy"] == ["duplicates"]
+
+
+def test_an_audit_removes_a_clean_manifest_of_other_data_from_its_out_folder(tmp_path, capsys):
+    first = _tree(tmp_path / "one", {"happy/a.png": _png(0), "happy/b.png": _png(0), "sad/c.png": _png(2)})
+    second = _tree(tmp_path / "two", {"happy/a.png": _png(5), "sad/c.png": _png(6)})
+    out = tmp_path / "au"
+    assert main(["data", "audit", str(first), "--out", str(out), "--exclude", "duplicates"]) == 0
+    assert main(["data", "audit", str(first), "--out", str(out)]) == 0  # same data: its manifest stays
+    assert (out / "clean.json").is_file()
+    with pytest.warns(UserWarning, match="removed .*clean.json"):
+        assert main(["data", "audit", str(second), "--out", str(out)]) == 0
+    assert not (out / "clean.json").exists() and json.loads((out / "audit.json").read_text())["source"].endswith("two")

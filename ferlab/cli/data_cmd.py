@@ -103,11 +103,28 @@ def run_audit(args: argparse.Namespace) -> int:
             excluded = clean_exclusions(ds, report, policy)
             write_manifest(out / "clean.json", ds, excluded, policy)
             print(f"ferlab: clean manifest excludes {len(excluded)} images: {out / 'clean.json'}", file=sys.stderr)
+        else:
+            _drop_stale_manifest(out / "clean.json", ds.fingerprint)
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
         print(text)
     return 0
+
+
+def _drop_stale_manifest(path: Path, fingerprint: str) -> None:
+    """An earlier audit's clean.json of other data would sit beside this audit.json as if it belonged to it."""
+    import warnings
+
+    try:
+        stale = json.loads(path.read_text(encoding="utf-8")).get("fingerprint") != fingerprint
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, AttributeError):
+        stale = True
+    if stale:
+        path.unlink()
+        warnings.warn(f"removed {path}: a cleaning manifest of an earlier audit of other data", stacklevel=2)
 
 
 def run_stats(args: argparse.Namespace) -> int:

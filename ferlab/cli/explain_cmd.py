@@ -164,8 +164,8 @@ def _run_images(args: argparse.Namespace) -> int:
         done += record["error"] is None
         if args.json:
             print(json.dumps(record), flush=True)
-        elif record["error"]:
-            print(f"{path}: error: {record['error']}", file=sys.stderr)
+        elif record["error"]:  # on stdout as predict lists its inputs, the path said once; stderr keeps one line
+            print(f"{path}: {record['error'].removeprefix(f'{path}: ')}")
         else:
             for k, face in enumerate(record["faces"]):
                 top = sorted(face["regions"].items(), key=lambda kv: -kv[1])[:3]
