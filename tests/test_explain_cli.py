@@ -208,6 +208,27 @@ def test_gradient_maps_of_odd_batches_on_mini_xception_do_not_crash_and_match_si
         alone = [explain_faces(clf, ds.images[i:i + 1], method=method)[0] for i in range(3)]
         for a, b in zip(three, alone, strict=True):
             np.testing.assert_allclose(a.attribution, b.attribution, rtol=1e-4, atol=1e-6)
+    import torch
+
+    conv = next(p for p in clf.torch_model.parameters() if p.dim() == 4 and p.shape[-1] == 3 and p.shape[1] > 1)
+    assert conv.is_contiguous(memory_format=torch.channels_last)  # inference gets its channels_last weights back
+
+
+def test_gradient_maps_of_mini_xception_at_64_px_do_not_crash(tmp_path, capsys):
+    """Any batch at 64-96 px aborted the process (double free) in the channels_last backward."""
+    from ferlab.data.synthetic import synthetic_faces
+    from ferlab.errors import ConfigError
+    from ferlab.explain.api import explain_faces
+    from ferlab.train import TrainConfig, fit, load_classifier
+
+    ds = synthetic_faces(n_per_class=6, seed=1, image_size=64)
+    base = dict(model="mini_xception", epochs=1, batch_size=16, val_fraction=0.2, progress=False, image_size=64)
+    with pytest.raises(ConfigError, match="channels_last crashes torch's CPU backward"):
+        fit(TrainConfig(**base, out=str(tmp_path / "cl")), dataset=ds)  # refused before it can crash
+    fit(TrainConfig(**base, channels_last=False, out=str(tmp_path / "mx")), dataset=ds)
+    clf = load_classifier(tmp_path / "mx")
+    (face,) = explain_faces(clf, ds.images[:1], method="gradcam")
+    assert face.attribution.shape == (64, 64) and np.isfinite(face.attribution).all()
 
 
 def test_faces_given_as_floats_or_one_colour_image_are_read_as_predict_reads_them(tiny):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +87,22 @@ def cam_layer(model: nn.Module) -> nn.Module:
     return layer
 
 
+@contextlib.contextmanager
+def _contiguous_weights(model: nn.Module) -> Iterator[None]:
+    """Run a backward pass on standard-layout weights, then give inference back its channels_last ones: torch 2.14's
+    CPU backward through channels_last mini_xception corrupts memory (odd batches at 48 px, any batch at 64-96 px)."""
+    channels_last = any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last)
+                        and not p.is_contiguous() for p in model.parameters())
+    if not channels_last:
+        yield
+        return
+    model.to(memory_format=torch.contiguous_format)
+    try:
+        yield
+    finally:
+        model.to(memory_format=torch.channels_last)
+
+
 def attribute(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: str = "gradcam") -> np.ndarray:
     """Raw non-negative attribution maps N x H x W of `targets` (class indices) for a preprocessed batch."""
     spec = get_method(method)
@@ -95,10 +111,8 @@ def attribute(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, method: 
     model.eval()
     n = x.shape[0]
     x, targets = x.detach().clone().contiguous(), targets.detach().long().cpu()
-    if n >= 3 and n % 2:  # torch 2.14's CPU backward through some channels_last networks (mini_xception) crashes the
-        x, targets = torch.cat([x, x[-1:]]), torch.cat([targets, targets[-1:]])  # process on odd batches of 3+:
-    with torch.enable_grad():  # repeat the last face, drop its map (in eval mode each face's map is its own)
-        raw = spec.fn(model, x, targets)[:n]
+    with torch.enable_grad(), _contiguous_weights(model):
+        raw = spec.fn(model, x, targets)
     raw = np.nan_to_num(np.asarray(raw, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     if raw.shape != (n, *x.shape[-2:]):
         raise RuntimeError(f"method '{method}' returned shape {raw.shape}, expected {(n, *x.shape[-2:])}")

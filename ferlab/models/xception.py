@@ -55,7 +55,8 @@ class MiniXception(nn.Module):
         return self.pool(self.classifier(self.dropout(self.blocks(self.stem(x))))).flatten(1)
 
 
-@register_model(family="xception", cam_layer="blocks.3", first_conv="stem.0.0", classifier="classifier")
+@register_model(family="xception", cam_layer="blocks.3", first_conv="stem.0.0", classifier="classifier",
+                channels_last_sizes=(48,))  # torch 2.14's CPU channels_last backward corrupts memory at 64-96 px
 def mini_xception(*, num_classes: int = 7, in_chans: int = 1, pretrained: str | None = None, input_size: int = 48,
                   dropout: float = 0.0) -> nn.Module:
     """mini-Xception (Arriaga et al. 2017): 8-filter base, 4 residual separable modules 16-128, conv + GAP head."""

@@ -354,8 +354,11 @@ def _setup_run(cfg: TrainConfig, dataset: Any, resume_ckpt: dict[str, Any] | Non
                device: torch.device) -> tuple[_Run, TrainConfig]:
     from ferlab.models import get_model_config
 
-    default_size = get_model_config(cfg.model).input_size[1]
-    image_size = cfg.image_size or default_size
+    model_cfg = get_model_config(cfg.model)
+    image_size = cfg.image_size or model_cfg.input_size[1]
+    if cfg.channels_last and model_cfg.channels_last_sizes and image_size not in model_cfg.channels_last_sizes:
+        raise ConfigError(f"{cfg.model} at {image_size} px with channels_last crashes torch's CPU backward (it is "
+                          f"safe at {', '.join(map(str, model_cfg.channels_last_sizes))} px); set channels_last=false")
     manifest = str(Path(cfg.manifest).expanduser().resolve()) if cfg.manifest else None  # evaluable from anywhere
     data = cfg.data
     if data and Path(data).expanduser().exists():  # so is the data: resume and compare work from anywhere
@@ -373,7 +376,7 @@ def _setup_run(cfg: TrainConfig, dataset: Any, resume_ckpt: dict[str, Any] | Non
         raise CheckpointError(f"{cfg.data} gives other training or validation images than the run's (other data, "
                               "or another version of it): resuming would mix the two in its metrics and its "
                               "best.pt; resume with the run's data (it may have moved: same files, any path)")
-    kwargs = model_kwargs(cfg, image_size, default_size)
+    kwargs = model_kwargs(cfg, image_size, model_cfg.input_size[1])
     model = _build_model(cfg, len(data.classes), kwargs).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
