@@ -88,4 +88,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from _cli import run
+
+    run(main)
