@@ -82,6 +82,14 @@ def interrupts_deferred() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+def absolute_if_exists(path: str | None) -> str | None:
+    """`path` made absolute when it names an existing file or folder (a run's recorded data works from any
+    directory); anything else (None, a name that is not a path) is returned as given."""
+    if path and Path(path).expanduser().exists():
+        return str(Path(path).expanduser().resolve())
+    return path
+
+
 def blocked_folder_message(path: str | os.PathLike) -> str | None:
     """Why no folder can be made at `path` when `path` or one of its parents is an existing file, else None."""
     blocking = next((p for p in (Path(path), *Path(path).parents) if p.is_file()), None)

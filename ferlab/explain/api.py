@@ -88,6 +88,17 @@ def _as_faces(faces: np.ndarray, size: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def predicted_probs(clf: Any, model: Any, x: Any, faces: np.ndarray, tta: str) -> np.ndarray:
+    """Class probabilities of a batch (`x`: its preprocessed tensor, `faces`: the same uint8 crops): one forward
+    pass, or the classifier's TTA average, so an explanation names the class predict and eval name."""
+    import torch
+
+    if tta == "none":
+        with torch.inference_mode():
+            return torch.softmax(model(x).float(), dim=1).numpy()
+    return np.asarray(clf.predict_proba(faces, batch_size=len(faces), tta=tta))
+
+
 def explain_batch(clf: Any, faces: np.ndarray, *, method: str = "gradcam", target: str | int | None = None,
                   batch_size: int = 64, tta: str = "none") -> ExplainedBatch:
     """Raw attribution maps, probabilities and targets for aligned uint8 faces (batched, no per-face objects).
@@ -111,11 +122,7 @@ def explain_batch(clf: Any, faces: np.ndarray, *, method: str = "gradcam", targe
     raws, probs, targets = [], [], []
     for start in range(0, len(faces), batch_size):
         x = preprocess(torch.from_numpy(faces[start:start + batch_size]), model.ferlab_cfg).contiguous()
-        if tta == "none":
-            with torch.inference_mode():
-                p = torch.softmax(model(x).float(), dim=1).numpy()
-        else:
-            p = np.asarray(clf.predict_proba(faces[start:start + batch_size], batch_size=batch_size, tta=tta))
+        p = predicted_probs(clf, model, x, faces[start:start + batch_size], tta)
         t = p.argmax(axis=1) if fixed is None else np.full(len(p), fixed)
         raws.append(attribute(model, x, torch.from_numpy(t), method))
         probs.append(p)

@@ -117,7 +117,7 @@ def explain_dataset(clf: Any, data: FaceDataset, *, method: str = "gradcam", met
     from ferlab.evaluate.classmap import align_classes
     from ferlab.evaluate.report import checkpoint_scheme
     from ferlab.explain.aggregate import batch_region_shares
-    from ferlab.explain.api import _as_faces, require_torch_model, resolve_target
+    from ferlab.explain.api import _as_faces, predicted_probs, require_torch_model, resolve_target
     from ferlab.explain.methods import attribute, normalise
     from ferlab.explain.regions import region_label_map
     from ferlab.explain.trust import trust_checks
@@ -152,12 +152,8 @@ def explain_dataset(clf: Any, data: FaceDataset, *, method: str = "gradcam", met
         for s in range(0, len(faces), batch_size):
             chunk = faces[s:s + batch_size]
             x = preprocess(torch.from_numpy(chunk), cfg).contiguous()
-            if tta == "none":
-                with torch.inference_mode():
-                    scores = model(x).float().numpy()
-            else:
-                scores = np.asarray(clf.predict_proba(chunk, batch_size=batch_size, tta=tta))
-            pred = scores[:, columns].argmax(axis=1)  # closed set, ties -> lowest index
+            probs = predicted_probs(clf, model, x, chunk, tta)
+            pred = probs[:, columns].argmax(axis=1)  # closed set, ties -> lowest index
             t = columns[pred] if fixed is None else np.full(len(chunk), fixed, dtype=np.int64)
             targets[s:s + len(chunk)] = t
             raw = attribute(model, x, torch.from_numpy(t), method)

@@ -37,7 +37,7 @@ class ModelConfig:
     num_classes: int = 7
     pretrained_source: str = ""  # e.g. "torchvision:ResNet50_Weights.IMAGENET1K_V2" when weights exist
     description: str = ""
-    channels_last_sizes: tuple[int, ...] | None = None  # input sizes where channels_last training is safe (None: all)
+    channels_last_max_size: int | None = None  # largest input size where channels_last training is safe (None: any)
 
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}

@@ -56,7 +56,7 @@ class MiniXception(nn.Module):
 
 
 @register_model(family="xception", cam_layer="blocks.3", first_conv="stem.0.0", classifier="classifier",
-                channels_last_sizes=(48,))  # torch 2.14's CPU channels_last backward corrupts memory at 64-96 px
+                channels_last_max_size=56)  # torch 2.14's channels_last backward: 24-57 px train; 60, 64-96 px crash
 def mini_xception(*, num_classes: int = 7, in_chans: int = 1, pretrained: str | None = None, input_size: int = 48,
                   dropout: float = 0.0) -> nn.Module:
     """mini-Xception (Arriaga et al. 2017): 8-filter base, 4 residual separable modules 16-128, conv + GAP head."""

@@ -23,7 +23,7 @@ from torch import nn
 
 from ferlab.data.augment import resolve_augment
 from ferlab.errors import CheckpointError, ConfigError, ModelError
-from ferlab.io import interrupts_deferred
+from ferlab.io import absolute_if_exists, interrupts_deferred
 from ferlab.train import artifacts
 from ferlab.train.checkpoint import load_checkpoint, save_checkpoint  # its import flushes denormals
 from ferlab.train.config import TrainConfig
@@ -356,14 +356,12 @@ def _setup_run(cfg: TrainConfig, dataset: Any, resume_ckpt: dict[str, Any] | Non
 
     model_cfg = get_model_config(cfg.model)
     image_size = cfg.image_size or model_cfg.input_size[1]
-    if cfg.channels_last and model_cfg.channels_last_sizes and image_size not in model_cfg.channels_last_sizes:
+    largest = model_cfg.channels_last_max_size
+    if cfg.channels_last and largest and image_size > largest:
         raise ConfigError(f"{cfg.model} at {image_size} px with channels_last crashes torch's CPU backward (it is "
-                          f"safe at {', '.join(map(str, model_cfg.channels_last_sizes))} px); set channels_last=false")
+                          f"safe up to {largest} px); set channels_last=false")
     manifest = str(Path(cfg.manifest).expanduser().resolve()) if cfg.manifest else None  # evaluable from anywhere
-    data = cfg.data
-    if data and Path(data).expanduser().exists():  # so is the data: resume and compare work from anywhere
-        data = str(Path(data).expanduser().resolve())
-    cfg = cfg.replace(image_size=image_size, manifest=manifest, data=data)
+    cfg = cfg.replace(image_size=image_size, manifest=manifest, data=absolute_if_exists(cfg.data))
     data = prepare_data(cfg, image_size, dataset)
     if device.type == "cuda":  # uint8 images live on the GPU: batches never cross the bus
         data = replace(data, **{f: getattr(data, f).to(device) for f in ("train_images", "train_labels",

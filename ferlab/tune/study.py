@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ferlab.errors import ConfigError, FerlabError
+from ferlab.io import absolute_if_exists
 from ferlab.train.config import TrainConfig
 from ferlab.tune.space import SearchSpace
 
@@ -172,8 +173,7 @@ def run_study(base: TrainConfig, space: SearchSpace, *, trials: int, out: str | 
         raise ConfigError(f"--time-budget must be > 0 minutes, got {time_budget_minutes}")
     out = Path(out)
     base = base.with_overrides(dict(space.fixed))
-    if base.data and Path(base.data).expanduser().exists():  # best_config.yaml trains from any directory
-        base = base.replace(data=str(Path(base.data).expanduser().resolve()))
+    base = base.replace(data=absolute_if_exists(base.data))  # best_config.yaml trains from any directory
     trial_base = base.with_overrides(dict(trial_overrides or {}))
     if trainer is None:
         from ferlab.train import fit as trainer
