@@ -114,6 +114,11 @@ def main() -> None:
     known = set(list_models())
     models = [m for m in args.models.split(",") if m in known]
     skipped = [m for m in args.models.split(",") if m not in known]
+    if not models:
+        parser.error(f"no known model in --models {args.models}; choose from {', '.join(sorted(known))}")
+    bad_formats = [f for f in args.channels_last.split(",") if f not in ("on", "off")]
+    if bad_formats:
+        parser.error(f"--channels-last takes on and/or off, got {', '.join(bad_formats)}")
     formats = [f == "on" for f in args.channels_last.split(",")]
     precisions = args.precision.split(",")
     unknown = [p for p in precisions if p not in PRECISIONS]

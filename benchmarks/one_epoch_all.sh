@@ -3,15 +3,18 @@
 # builds the table (test accuracy, params, MFLOPs, training seconds = seconds per epoch, inference img/s, latency).
 #
 #   bash benchmarks/one_epoch_all.sh [DATA] [RUNS] [OUT]
-#   defaults: ../shared/data/fer2013.zip  runs/one_epoch  docs/one_epoch     (~1.5 h on the 2-core CPU)
+#   defaults: ../shared/data/fer2013.zip  runs/one_epoch  docs/one_epoch     (hours on a 2-core CPU)
 #
 # Finished runs are skipped (summary.json present), so a stopped job continues where it was. Same recipe for
 # every model: Adam 1e-3, standard augmentation, batch 64, seed 0, 10 % validation carve; no time budget.
 set -euo pipefail
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+  sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0
+fi
 DATA=${1:-../shared/data/fer2013.zip}
 RUNS=${2:-runs/one_epoch}
 OUT=${3:-docs/one_epoch}
-BIN=${BIN:-.venv/bin}
+BIN=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin}  # the repo's venv, from any directory
 mkdir -p "$RUNS"
 models=$("$BIN/python" -c "from ferlab.models import list_models; from ferlab.models.classical import list_classical; print(' '.join(list_models() + list_classical()))")
 for m in $models; do

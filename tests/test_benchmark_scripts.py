@@ -48,3 +48,25 @@ def test_a_benchmark_with_bad_input_ends_in_one_error_line(capsys):
     with pytest.raises(SystemExit) as stop:
         run(lambda: None)
     assert stop.value.code == 0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--models", "nosuch"], "no known model in --models nosuch"),
+    (["--models", "simple_cnn", "--channels-last", "maybe"], "--channels-last takes on and/or off"),
+])
+def test_bench_train_refuses_flags_that_would_measure_nothing(argv, message):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), *argv], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_one_epoch_all_prints_its_help_from_any_directory(tmp_path):
+    import subprocess
+
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "one_epoch_all.sh"), "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and "bash benchmarks/one_epoch_all.sh [DATA] [RUNS] [OUT]" in done.stdout
+    assert not (tmp_path / "runs").exists()  # --help is no data path: nothing is created
