@@ -116,11 +116,14 @@ def _drop_stale_manifest(path: Path, fingerprint: str) -> None:
     """An earlier audit's clean.json of other data would sit beside this audit.json as if it belonged to it."""
     import warnings
 
-    try:
-        stale = json.loads(path.read_text(encoding="utf-8")).get("fingerprint") != fingerprint
-    except FileNotFoundError:
+    from ferlab.data.manifest import read_manifest
+    from ferlab.errors import DataError
+
+    if not path.is_file():
         return
-    except (OSError, ValueError, AttributeError):
+    try:
+        stale = read_manifest(path).get("fingerprint") != fingerprint
+    except DataError:  # unreadable or not a manifest: not this audit's either
         stale = True
     if stale:
         path.unlink()

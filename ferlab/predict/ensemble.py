@@ -92,22 +92,23 @@ def _read_spec(path: Path) -> tuple[list[str], list[float] | None]:
     return [m if Path(m).is_absolute() else str(path.parent / m) for m in members], weights
 
 
-def _check_no_cycle(path: Path, inside: tuple[Path, ...] = ()) -> None:
-    """Refuse an ensemble file that names itself, directly or through other ensemble files (it recursed until
-    Python's stack ran out)."""
+def _read_acyclic_spec(path: Path, inside: tuple[Path, ...] = ()) -> tuple[list[str], list[float] | None]:
+    """`_read_spec`, refusing an ensemble file that names itself, directly or through other ensemble files (it
+    recursed until Python's stack ran out)."""
     here = path.resolve()
     if here in inside:
         raise CheckpointError(f"ensemble file {path} names itself through its members (a cycle)")
-    for member in _read_spec(path)[0]:
+    members, weights = _read_spec(path)
+    for member in members:
         if Path(member).suffix.lower() == ".json" and Path(member).is_file():
-            _check_no_cycle(Path(member), (*inside, here))
+            _read_acyclic_spec(Path(member), (*inside, here))
+    return members, weights
 
 
 def load_ensemble_file(path: str | Path) -> EnsembleClassifier:
     """An ensemble file (`{"format": "ferlab-ensemble", "members": [...], "weights": [...]}`) -> its classifier."""
     path = Path(path)
-    _check_no_cycle(path)
-    members, weights = _read_spec(path)
+    members, weights = _read_acyclic_spec(path)
     clf = load_ensemble(members, weights if weights is not None else [1.0] * len(members))
     assert isinstance(clf, EnsembleClassifier)
     return clf

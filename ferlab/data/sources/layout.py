@@ -72,7 +72,7 @@ def wrapper_folder(paths: list[str]) -> str:
     `zip -r jaffe.zip jaffe` puts everything under `jaffe/`; that folder wraps the dataset rather than naming a
     class, so a file directly inside it is unlabelled, as it is when the folder itself is the source.
     """
-    tops = {PurePosixPath(p).parts[0] if len(PurePosixPath(p).parts) > 1 else None for p in paths}
+    tops = {parts[0] if len(parts) > 1 else None for parts in (PurePosixPath(p).parts for p in paths)}
     if len(tops) != 1 or None in tops:
         return ""
     top = next(iter(tops))

@@ -77,7 +77,8 @@ class FolderTree(FileTree):
         self._entries: list[TreeEntry] | None = None
         self._mtimes: list[int] = []
         self._refused: list[tuple[str, str]] = []
-        self._hidden = 0
+        self._hidden = 0  # hidden files seen while listing
+        self._hidden_dirs: list[str] = []  # hidden folders, not walked unless hidden_files() is asked
 
     def entries(self) -> list[TreeEntry]:
         if self._entries is None:
@@ -89,9 +90,7 @@ class FolderTree(FileTree):
                     dirnames[:] = []
                     continue
                 seen_dirs.add((here.st_dev, here.st_ino))
-                for d in dirnames:
-                    if _hidden((d,)):
-                        self._hidden += sum(len(files) for _, _, files in os.walk(os.path.join(dirpath, d)))
+                self._hidden_dirs += [os.path.join(dirpath, d) for d in dirnames if _hidden((d,))]
                 dirnames[:] = sorted(d for d in dirnames if not _hidden((d,)))
                 rel_dir = Path(dirpath).relative_to(self.root).as_posix()
                 for name in filenames:
@@ -119,7 +118,7 @@ class FolderTree(FileTree):
 
     def hidden_files(self) -> int:
         self.entries()
-        return self._hidden
+        return self._hidden + sum(len(files) for d in self._hidden_dirs for _, _, files in os.walk(d))
 
     def read(self, entry: TreeEntry) -> bytes:
         try:
